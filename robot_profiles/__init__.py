@@ -1,0 +1,1 @@
+"""Data package: robot, tool, controller and cell profiles (TOML), read by sculptor.profiles."""
