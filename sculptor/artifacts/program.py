@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
@@ -15,7 +17,7 @@ class RobotProgram(Artifact):
       joints_rad   (n, 6)    robot axes A1..A6 in the controller's sign convention
       turntable_rad (n,)     external axis E1
       base_from_tcp (n, 4, 4) Cartesian target in the robot base frame (mm)
-      kind         (n,) int8 MoveKind
+      move_kind    (n,) int8 MoveKind
       feed_mm_s    (n,)
       source_index (n, 2) int32  (pass index, move index) in the toolpath it came from
       config       (n,) int8  IK branch index (0..7)
@@ -34,26 +36,27 @@ class RobotProgram(Artifact):
     joints_rad: np.ndarray = Field(exclude=True)
     turntable_rad: np.ndarray = Field(exclude=True)
     base_from_tcp: np.ndarray = Field(exclude=True)
-    kind: np.ndarray = Field(exclude=True)
+    move_kind: np.ndarray = Field(exclude=True)
     feed_mm_s: np.ndarray = Field(exclude=True)
     source_index: np.ndarray = Field(exclude=True)
     config: np.ndarray = Field(exclude=True)
     valid: np.ndarray = Field(exclude=True)
 
-    _ARRAYS = ("joints_rad", "turntable_rad", "base_from_tcp", "kind", "feed_mm_s",
-               "source_index", "config", "valid")
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "joints_rad", "turntable_rad", "base_from_tcp", "move_kind", "feed_mm_s",
+        "source_index", "config", "valid")
 
     def payload_arrays(self):
-        return {a: np.asarray(getattr(self, a)) for a in self._ARRAYS}
+        return {a: np.asarray(getattr(self, a)) for a in self.ARRAYS}
 
     def attach_arrays(self, arrays) -> None:
-        for a in self._ARRAYS:
+        for a in self.ARRAYS:
             setattr(self, a, arrays[a])
 
     @classmethod
     def model_validate(cls, obj, **kw):
         if isinstance(obj, dict):
-            obj = {**{a: np.zeros(0) for a in cls._ARRAYS}, **obj}
+            obj = {**{a: np.zeros(0) for a in cls.ARRAYS}, **obj}
         return super().model_validate(obj, **kw)
 
     @property

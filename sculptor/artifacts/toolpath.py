@@ -12,7 +12,7 @@ angle about the world z axis of the turntable before the robot reaches it.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,21 +78,19 @@ class Toolpath(Artifact):
     stock: StockSpec
     passes: list[Pass] = Field(default_factory=list)
 
-    _ARRAYS = ("position_mm", "tool_frame", "feed_mm_s", "kind", "turntable_rad")
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "position_mm", "tool_frame", "feed_mm_s", "kind", "turntable_rad")
 
     def payload_arrays(self) -> dict[str, np.ndarray]:
         out = {}
         for i, p in enumerate(self.passes):
-            for a in self._ARRAYS:
+            for a in self.ARRAYS:
                 out[f"p{i}_{a}"] = getattr(p, a)
         return out
 
-    def model_dump_json(self, **kw) -> str:  # passes without arrays in the header
-        return super().model_dump_json(**kw)
-
     def attach_arrays(self, arrays) -> None:
         for i, p in enumerate(self.passes):
-            for a in self._ARRAYS:
+            for a in self.ARRAYS:
                 setattr(p, a, arrays[f"p{i}_{a}"])
             p.model_post_init(None)
 
