@@ -1,0 +1,225 @@
+"""`sculptor demo`: the whole chain on the embedded defaults, as a new user meets it.
+
+Each stage is the real code with the user-facing entry point of its package:
+1. virtual-scan a corpus piece from several sides, register the scans, prepare the dataset;
+2. generate a new sculpture with the shipped checkpoint;
+3. plan roughing + gouge finishing for the default cell;
+4. solve the robot program; write KRL and joint G-code;
+5. simulate: carved result, deviation, robot checks, preview page;
+6. stream the G-code to the virtual controller over a pseudo-terminal.
+Then a summary table (stage, time, key figure, artifact) and the next commands.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from sculptor.artifacts.core import Provenance, atomic_write_json
+from sculptor.errors import UserError
+
+DEFAULT_CELL = "kuka-kr6-r900-turntable"
+DEFAULT_TOOL = "gouge-12mm"
+
+
+@dataclass
+class DemoSize:
+    """How big each stage runs: `full` is what a new user sees, `quick` is for tests."""
+
+    scan_views: int
+    prepare_res: int
+    height_mm: float
+    cam_quality: str
+    sim_res_mm: float
+
+    @classmethod
+    def named(cls, name: str) -> "DemoSize":
+        if name == "full":
+            return cls(scan_views=6, prepare_res=64, height_mm=400.0, cam_quality="draft",
+                       sim_res_mm=1.0)
+        if name == "quick":
+            return cls(scan_views=4, prepare_res=32, height_mm=320.0, cam_quality="draft",
+                       sim_res_mm=2.0)
+        raise UserError(f"unknown demo size '{name}'; use full or quick")
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    figure: str
+    artifact: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    stages: list[StageResult]
+
+    def stage(self, name: str) -> StageResult:
+        return next(s for s in self.stages if s.name == name)
+
+
+def _timed(console: Console, name: str, fn: Callable[[], tuple[str, str, dict]]) -> StageResult:
+    console.rule(f"[bold]{name}")
+    t0 = time.perf_counter()
+    figure, artifact, data = fn()
+    dt = time.perf_counter() - t0
+    console.print(f"[green]{name}[/green] done in {dt:.1f} s: {figure}")
+    return StageResult(name, dt, figure, artifact, data)
+
+
+def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True,
+             console: Console | None = None) -> DemoResult:
+    """Run every stage into ``out`` and return what each produced."""
+    import numpy as np
+    import trimesh
+
+    cfg = DemoSize.named(size)
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages: list[StageResult] = []
+
+    # 1. scan ------------------------------------------------------------------------
+    def scan_stage():
+        from sculptor.corpus import make_piece
+        from sculptor.scan import prepare_dataset, register_scans, virtual_scan
+
+        mesh, params = make_piece(seed, "standing")
+        clouds = virtual_scan(mesh, n_views=cfg.scan_views, seed=seed)
+        scan_dir = out / "scans"
+        scan_dir.mkdir(exist_ok=True)
+        paths = []
+        for i, pts in enumerate(clouds):
+            p = scan_dir / f"view-{i}.ply"
+            trimesh.PointCloud(pts).export(p)
+            paths.append(p)
+        reg = register_scans(paths, out / "registered", units="mm", progress=progress)
+        placed = sum(s.placed for s in reg.scans)
+        manifest = prepare_dataset([out / "registered" / reg.piece], out / "dataset",
+                                   res=cfg.prepare_res)
+        return (f"{placed}/{len(paths)} scans placed, worst rmse "
+                f"{max(s.rmse_mm for s in reg.scans):.2f} mm, watertight "
+                f"{reg.piece_watertight}, height {manifest.pieces[0].height_mm:.0f} mm",
+                str(out / "registered" / reg.piece),
+                {"placed": placed, "n_scans": len(paths), "watertight": reg.piece_watertight})
+
+    stages.append(_timed(console, "scan", scan_stage))
+
+    # 2. generate ----------------------------------------------------------------------
+    def generate_stage():
+        from sculptor.gen3d import generate
+
+        designs = generate(out / "designs", n=1, seed=seed, height_mm=cfg.height_mm,
+                           progress=progress)
+        d = designs[0]
+        return (f"height {d.height_mm:.0f} mm, volume {d.volume_mm3 / 1e6:.2f} L, "
+                f"watertight {d.watertight}", str(out / "designs" / d.mesh),
+                {"height_mm": d.height_mm, "watertight": d.watertight})
+
+    stages.append(_timed(console, "generate", generate_stage))
+    design_path = Path(stages[-1].artifact)
+
+    # 3. cam ---------------------------------------------------------------------------
+    def cam_stage():
+        from sculptor.cam import plan_job
+
+        tp = plan_job(design_path, out / "job", tool=DEFAULT_TOOL, cell=DEFAULT_CELL,
+                      quality=cfg.cam_quality, progress=progress)
+        summary = json.loads((out / "job" / "summary.json").read_text())
+        strokes = sum(p.stats.get("strokes", 0) for p in tp.passes)
+        return (f"{len(tp.passes)} passes, {tp.n_moves} moves, {strokes} gouge strokes",
+                str(out / "job" / "job.json"),
+                {"n_moves": tp.n_moves, "n_passes": len(tp.passes), "summary": summary})
+
+    stages.append(_timed(console, "cam", cam_stage))
+
+    # 4. post --------------------------------------------------------------------------
+    def post_stage():
+        from sculptor.artifacts import Toolpath
+        from sculptor.post import write_program
+        from sculptor.profiles import load_cell, load_tool
+        from sculptor.robot import solve_program
+
+        tp = Toolpath.load(out / "job" / "job.json")
+        cell = load_cell(tp.cell)
+        prog = solve_program(tp, cell, load_tool(DEFAULT_TOOL), progress=progress)
+        prog.save(out / "job" / "program.json")
+        krl = write_program(prog, tp, "krl", out / "post" / "sculpture.src")
+        gcode = write_program(prog, tp, "gcode-joint", out / "post" / "sculpture.gcode")
+        n_lines = sum(1 for _ in open(gcode[0]))
+        return (f"valid ratio {prog.valid_ratio:.3f}, {prog.n} robot targets, "
+                f"{n_lines} G-code lines", str(gcode[0]),
+                {"valid_ratio": prog.valid_ratio, "krl": [str(p) for p in krl],
+                 "gcode": str(gcode[0]), "n_targets": prog.n})
+
+    stages.append(_timed(console, "post", post_stage))
+
+    # 5. sim ---------------------------------------------------------------------------
+    def sim_stage():
+        from sim import run_simulation
+
+        rep = run_simulation(out / "job", res_mm=cfg.sim_res_mm, progress=progress)
+        mat = rep.material
+        return (f"{'GO' if rep.go else 'NO-GO'}; max gouge "
+                f"{mat.get('max_gouge_mm', float('nan')):.2f} mm, cycle "
+                f"{(rep.cycle_time_s or 0) / 60:.0f} min",
+                str(out / "job" / "sim" / "preview.html"),
+                {"go": rep.go, "reasons": rep.reasons, "cycle_time_s": rep.cycle_time_s})
+
+    stages.append(_timed(console, "sim", sim_stage))
+
+    # 6. stream ------------------------------------------------------------------------
+    def stream_stage():
+        from sculptor.stream import stream_program
+        from sim.controller import serve
+
+        gcode = Path(stages[-2].data["gcode"])
+        served = serve(protocol="grbl", time_scale=1000.0)
+        try:
+            s = stream_program(gcode, served.port, protocol="grbl", progress=progress,
+                               journal=out / "post" / "sculpture.journal")
+        finally:
+            served.stop()
+        return (f"{s.acknowledged}/{s.lines_total} lines acknowledged, {s.errors} errors",
+                str(out / "post" / "sculpture.journal"),
+                {"acknowledged": s.acknowledged, "lines_total": s.lines_total,
+                 "errors": s.errors})
+
+    stages.append(_timed(console, "stream", stream_stage))
+
+    result = DemoResult(out, stages)
+    atomic_write_json(out / "summary.json", {
+        "provenance": json.loads(Provenance.make("sculptor demo", {"size": size, "seed": seed})
+                                 .model_dump_json()),
+        "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "figure": s.figure,
+                    "artifact": s.artifact, "data": s.data} for s in stages]})
+    _print_summary(console, result)
+    return result
+
+
+def _print_summary(console: Console, result: DemoResult) -> None:
+    t = Table(title="sculptor demo")
+    for col in ("stage", "time", "key figure", "artifact"):
+        t.add_column(col)
+    for s in result.stages:
+        t.add_row(s.name, f"{s.seconds:.1f} s", s.figure, s.artifact)
+    console.print(t)
+    console.print(
+        "\nNext, with your own data:\n"
+        "  sculptor scan register my_scans/*.ply --out piece/\n"
+        "  sculptor scan prepare piece/piece.ply more_pieces/ --out dataset/ --res 64\n"
+        "  sculptor train --data dataset/ --out run/           (add --device cuda on a GPU)\n"
+        "  sculptor generate --checkpoint run/checkpoint.pt --n 4 --out designs/\n"
+        "  sculptor cam designs/design-000.stl --tool gouge-12mm --out job/\n"
+        "  sculptor sim job/ --open\n"
+        "  sculptor post job/ --dialect krl --out job/sculpture.src\n"
+        "  sculptor stream job/sculpture.gcode --port /dev/ttyUSB0 --check-first\n")
