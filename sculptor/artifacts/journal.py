@@ -17,6 +17,19 @@ from sculptor.artifacts.core import Artifact
 from sculptor.errors import UserError
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a record torn by a power cut (no final newline) before appending after it; it
+    was never complete, so it was never committed."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class JournalHeader(Artifact):
     KIND = "stream_journal"
     SCHEMA_VERSION = 1
@@ -49,6 +62,7 @@ class Journal:
             self._f = open(self.path, "x", encoding="utf-8")
             self._write(json.loads(header.model_dump_json()))
         else:
+            _drop_torn_tail(self.path)
             self._f = open(self.path, "a", encoding="utf-8")
 
     def _write(self, rec: dict[str, Any]) -> None:
@@ -58,6 +72,14 @@ class Journal:
 
     def append(self, ev: str, **fields: Any) -> None:
         self._write({"ev": ev, **fields})
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        """Append several event records with one write and one fsync (group commit)."""
+        if not records:
+            return
+        self._f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+        self._f.flush()
+        os.fsync(self._f.fileno())
 
     def close(self) -> None:
         self._f.close()
