@@ -15,8 +15,10 @@ class RobotProgram(Artifact):
 
     Arrays (n = number of robot targets after densification):
       joints_rad   (n, 6)    robot axes A1..A6 in the controller's sign convention
-      turntable_rad (n,)     external axis E1
-      base_from_tcp (n, 4, 4) Cartesian target in the robot base frame (mm)
+      turntable_rad (n,)     turntable angle (physical, right-handed about its +Z); the
+                             controller's E1/U = turntable.sign * angle
+      base_from_tcp (n, 4, 4) Cartesian target in the robot base frame (mm), with the
+                             spin / tilt the solver chose
       move_kind    (n,) int8 MoveKind
       feed_mm_s    (n,)
       source_index (n, 2) int32  (pass index, move index) in the toolpath it came from
@@ -27,12 +29,18 @@ class RobotProgram(Artifact):
     KIND = "robot_program"
     SCHEMA_VERSION = 1
 
-    robot: str
+    robot: str = Field(description="robot profile name ('' for a cnc3 machine)")
     cell: str
-    tool: str
+    tool: str = Field(description="tool of the first pass")
+    tools: list[str] = Field(default_factory=list, description="tool name per solved pass")
+    machine: str = Field(default="robot", description="'robot' or 'cnc3' (then joints_rad "
+                         "is zero and base_from_tcp is the machine-frame tool pose)")
     job_sha256: str = ""
     valid_ratio: float = 1.0
-    failures: list[dict] = Field(default_factory=list)
+    max_chord_error_mm: float = Field(default=0.0, description="largest deviation of the "
+                                      "joint-interpolated TCP from the straight moves")
+    failures: list[dict] = Field(default_factory=list, description="groups of failing "
+                                 "moves: pass, moves [first, last], count, reason, position_mm")
     joints_rad: np.ndarray = Field(exclude=True)
     turntable_rad: np.ndarray = Field(exclude=True)
     base_from_tcp: np.ndarray = Field(exclude=True)

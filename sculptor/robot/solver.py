@@ -1,0 +1,617 @@
+"""Toolpath -> robot program: redundancy search, branch continuity, limits, densification.
+
+For every pass the solver searches the freedoms the tool leaves (a grid of *states*):
+
+* rotary cutters: the spin about the tool axis (``spin_step_deg``, full turn);
+* gouges: no spin (the edge must meet the wood as planned), but a turntable offset
+  (``turntable_window_deg`` at ``turntable_step_deg``) and a small tilt about the tool's Y
+  axis (``tilt_deg``, changes the rake angle a little).
+
+Dynamic programming over (path point x state) for each of the 8 IK branches picks, per
+pass, the branch and the state sequence that make the most points feasible, then the
+smoothest joint motion (cost: joint travel weighted by 1/max speed, state changes, distance
+to joint limits and to the wrist singularity). The state may move one grid step between
+neighbouring points while cutting and jump freely at rapid moves. Feasible means: IK
+exists, every joint inside its limits, ``|A5| >= a5_margin_deg`` (wrist), the wrist centre
+away from the axis-1 line (shoulder) and the arm not stretched (elbow), and no joint jump
+above ``max_joint_step_deg`` between neighbouring points (no configuration flip).
+
+The joint-space result is densified adaptively until linear joint interpolation (what
+serial controllers do) stays within ``chord_tol_mm`` of the straight Cartesian move,
+measured in the workpiece frame (the turntable may move at the same time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from sculptor.artifacts.core import Provenance
+from sculptor.artifacts.program import RobotProgram
+from sculptor.artifacts.toolpath import MoveKind, Toolpath
+from sculptor.errors import UserError
+from sculptor.profiles import CellProfile, GougeTool, RobotProfile
+from sculptor.robot.cell import RobotCell, inv_rigid, resolve_tool, rz, tool_matrix
+from sculptor.robot.kinematics import fk, ik, nearest_turn, to_kinematic
+
+BIG = 1.0e6  # cost of an infeasible point: the DP minimises their number first
+JOINT_NAMES_FALLBACK = ("A1", "A2", "A3", "A4", "A5", "A6")
+
+
+@dataclass(frozen=True)
+class Freedom:
+    """The search grid for one pass: state k -> (spin, turntable offset, tilt), radians."""
+
+    spin: np.ndarray
+    table: np.ndarray
+    tilt: np.ndarray
+    neighbours: np.ndarray  # (K, W) state indices reachable in one step (-1: none)
+    step_cost: np.ndarray  # (K, W) grid steps of that move
+
+    @property
+    def k(self) -> int:
+        return len(self.spin)
+
+
+def make_freedom(tool, *, spin_step_deg: float, turntable_window_deg: float,
+                 turntable_step_deg: float, tilt_deg: float, has_turntable: bool) -> Freedom:
+    if isinstance(tool, GougeTool):
+        spins = np.zeros(1)
+        spin_cyclic = False
+        if has_turntable and turntable_window_deg > 0:
+            m = int(round(turntable_window_deg / turntable_step_deg))
+            tables = np.radians(np.arange(-m, m + 1) * turntable_step_deg)
+        else:
+            tables = np.zeros(1)
+        tilts = np.radians([-tilt_deg, 0.0, tilt_deg]) if tilt_deg > 0 else np.zeros(1)
+    else:
+        n_spin = max(1, int(round(360.0 / spin_step_deg)))
+        spins = np.radians(np.arange(n_spin) * 360.0 / n_spin)
+        spin_cyclic = n_spin > 1
+        tables, tilts = np.zeros(1), np.zeros(1)
+    grid = np.stack(np.meshgrid(np.arange(len(spins)), np.arange(len(tables)),
+                                np.arange(len(tilts)), indexing="ij"), -1).reshape(-1, 3)
+    dims = np.array([len(spins), len(tables), len(tilts)])
+    reach = 2 if spin_cyclic else 1  # spin may move two grid steps between points
+    offs = np.stack(np.meshgrid(np.arange(-reach, reach + 1), [-1, 0, 1], [-1, 0, 1],
+                                indexing="ij"), -1).reshape(-1, 3)
+    nb = grid[:, None, :] + offs[None]
+    if spin_cyclic:
+        nb[..., 0] %= dims[0]
+    ok = np.all((nb >= 0) & (nb < dims), axis=-1)
+    flat = (nb[..., 0] * dims[1] + nb[..., 1]) * dims[2] + nb[..., 2]
+    steps = np.abs(offs).sum(-1)[None].repeat(len(grid), 0).astype(float)
+    flat = np.where(ok, flat, -1)
+    # drop all-invalid columns
+    keep = np.any(flat >= 0, axis=0)
+    return Freedom(spins[grid[:, 0]], tables[grid[:, 1]], tilts[grid[:, 2]], flat[:, keep],
+                   steps[:, keep])
+
+
+# ----------------------------------------------------------------------------- feasibility
+@dataclass
+class _Checker:
+    robot: RobotProfile
+    a5_margin_rad: float
+    shoulder_margin_mm: float = 15.0
+    elbow_margin_deg: float = 3.0
+
+    def __post_init__(self):
+        lim = self.robot.limits_rad
+        self.lo, self.hi = lim[:, 0], lim[:, 1]
+        self.inv_speed = 1.0 / self.robot.max_speed_rad_s
+        self.wide = (self.hi - self.lo) >= 2 * math.pi - 1e-9
+        if self.robot.kinematics == "opw":
+            p = self.robot.opw
+            self.elbow_straight = -math.atan2(p.a2_mm, p.c3_mm)
+        else:
+            self.elbow_straight = 0.0
+
+    def classify(self, q_ctrl: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(..., 6) controller joints + IK validity -> reason code (...,) int8.
+
+        0 ok, 1 out of reach, 2 joint limit, 3 wrist singularity, 4 shoulder singularity,
+        5 elbow singularity.
+        """
+        reach = np.all(np.isfinite(q_ctrl), axis=-1)
+        qk = to_kinematic(self.robot, np.where(np.isfinite(q_ctrl), q_ctrl, 0.0))
+        wrist = np.abs(np.sin(qk[..., 4])) < math.sin(self.a5_margin_rad)
+        if self.robot.kinematics == "opw":
+            elbow = np.abs(np.sin(qk[..., 2] - self.elbow_straight)) < math.sin(
+                math.radians(self.elbow_margin_deg))
+            p = self.robot.opw
+            k = math.hypot(p.a2_mm, p.c3_mm)
+            psi3 = math.atan2(p.a2_mm, p.c3_mm)
+            cx1 = (p.c2_mm * np.sin(qk[..., 1]) + k * np.sin(qk[..., 1] + qk[..., 2] + psi3)
+                   + p.a1_mm)
+            shoulder = np.abs(cx1) < self.shoulder_margin_mm
+        else:
+            elbow = np.abs(np.sin(qk[..., 2])) < math.sin(math.radians(self.elbow_margin_deg))
+            shoulder = np.zeros_like(elbow)
+        code = np.zeros(q_ctrl.shape[:-1], np.int8)
+        code = np.where(elbow, 5, code)
+        code = np.where(shoulder, 4, code)
+        code = np.where(wrist, 3, code)
+        code = np.where(reach & ~valid, 2, code)
+        code = np.where(~reach, 1, code)
+        return code.astype(np.int8)
+
+    def soft_cost(self, q_ctrl: np.ndarray) -> np.ndarray:
+        """(..., 6) -> (...,) small penalties near limits and the wrist singularity."""
+        q = np.where(np.isfinite(q_ctrl), q_ctrl, 0.0)
+        zone = math.radians(15.0)
+        d = np.minimum(q - self.lo, self.hi - q)
+        lim_pen = np.sum(np.clip(1.0 - d / zone, 0.0, None) ** 2 * ~self.wide, axis=-1)
+        qk = to_kinematic(self.robot, q)
+        s5 = np.abs(np.sin(qk[..., 4]))
+        wr = np.clip(1.0 - s5 / math.sin(min(3 * self.a5_margin_rad, math.pi / 2)), 0, None)
+        return 0.05 * lim_pen + 0.05 * wr ** 2
+
+    def motion_cost(self, dq: np.ndarray) -> np.ndarray:
+        """(..., 6) joint steps (controller) -> (...,) seconds at max speed (L1 + max)."""
+        dq = np.where(self.wide, np.remainder(dq + math.pi, 2 * math.pi) - math.pi, dq)
+        return self.motion_cost_wrapped(dq)
+
+    def transition(self, q_ik, base, prev_cost, jump_rad: float, cutting: bool):
+        """Costs of moving from predecessor joints ``base`` (K, W, 8, 6) to the IK
+        solutions ``q_ik`` (K, 8, 6): wide joints continue by the nearest turn; a
+        continuation outside the limits, or (while cutting) a step above ``jump_rad``,
+        costs BIG. Returns (total (K, W, 8), continued joints (K, W, 8, 6))."""
+        q = q_ik[:, None]
+        base = np.where(np.isnan(base), q, base)  # after a failed point: start afresh
+        d = q - base
+        d[..., self.wide] = np.remainder(d[..., self.wide] + math.pi, 2 * math.pi) - math.pi
+        q_new = base + d
+        out = np.any((q_new < self.lo) | (q_new > self.hi), -1)
+        mc = self.motion_cost_wrapped(d)
+        bad = out
+        if cutting:
+            bad = bad | (np.max(np.abs(d), -1) > jump_rad)
+        tot = prev_cost + np.where(np.isfinite(mc), mc, BIG) + np.where(bad, BIG, 0.0)
+        return tot, q_new
+
+    def motion_cost_wrapped(self, dq: np.ndarray) -> np.ndarray:
+        t = np.abs(dq) * self.inv_speed
+        return t.sum(-1) + 2.0 * t.max(-1)
+
+
+REASONS = {1: "out of reach", 2: "joint limit", 3: "wrist singularity",
+           4: "shoulder singularity", 5: "elbow singularity", 6: "joint jump (branch flip)",
+           7: "turntable limit", 8: "NaN in toolpath", 9: "axis wind-up beyond limit"}
+
+
+# ----------------------------------------------------------------------------- poses
+def _tcp_poses(cell: RobotCell, pos, frames, table_rad, spin, table_off, tilt) -> np.ndarray:
+    """base_from_tcp for points (m,) x states (K,) -> (m, K, 4, 4)."""
+    m, k = len(pos), len(spin)
+    wp_from_tcp = np.zeros((m, 4, 4))
+    wp_from_tcp[:, :3, :3] = frames
+    wp_from_tcp[:, :3, 3] = pos
+    wp_from_tcp[:, 3, 3] = 1.0
+    st = np.zeros((k, 4, 4))
+    rs = Rotation.from_euler("zy", np.stack([spin, tilt], 1)).as_matrix()
+    st[:, :3, :3] = rs
+    st[:, 3, 3] = 1.0
+    theta = table_rad[:, None] + table_off[None, :]
+    b_wp = cell.base_from_workpiece(theta.reshape(-1)).reshape(m, k, 4, 4)
+    return b_wp @ (wp_from_tcp[:, None] @ st[None])
+
+
+def _ik_states(robot, cell, tcp_from_flange, pos, frames, table_rad, fr: Freedom):
+    b_tcp = _tcp_poses(cell, pos, frames, table_rad, fr.spin, fr.table, fr.tilt)
+    m, k = b_tcp.shape[:2]
+    sol, val = ik(robot, (b_tcp @ tcp_from_flange).reshape(-1, 4, 4))
+    return sol.reshape(m, k, 8, 6), val.reshape(m, k, 8)
+
+
+# ----------------------------------------------------------------------------- DP per pass
+def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, kinds,
+                fr: Freedom, jump_rad: float, chunk: int, tick) -> dict:
+    n, K = len(pos), fr.k
+    tcp_from_flange = inv_rigid(tool_matrix(tool))
+    tlo, thi = cell.turntable_limits_rad()
+    has_tt = cell.cell.turntable is not None
+    w_state = 0.02
+    nb, nbv = fr.neighbours, fr.neighbours >= 0
+    nb_safe = np.where(nbv, nb, 0)
+    step_pen = np.where(nbv, w_state * fr.step_cost, np.inf)  # (K, W)
+    pref = 0.002 * (np.abs(fr.table) + np.abs(fr.tilt)) / math.radians(5.0)  # (K,)
+    back = np.zeros((n, K, 8), np.int16)
+    cost = None
+    q_rep = None  # (K, 8, 6) joints of each DP state, unwrapped along its best path
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        sol, val = _ik_states(robot, cell, tcp_from_flange, pos[c0:c1], frames[c0:c1],
+                              table_rad[c0:c1], fr)
+        code = checker.classify(sol, val)  # (m, K, 8)
+        if has_tt:
+            th = table_rad[c0:c1, None] + fr.table[None]
+            tbad = (th < tlo) | (th > thi)
+            code = np.where((code == 0) & tbad[..., None], 7, code)
+        unary = np.where(code == 0, 0.0, BIG) + checker.soft_cost(sol) + pref[None, :, None]
+        for i in range(c1 - c0):
+            gi = c0 + i
+            q_ik = sol[i]  # (K, 8, 6), each joint at the turn nearest zero
+            if cost is None:
+                cost = unary[i].copy()
+                back[gi] = -1
+                q_rep = q_ik
+                continue
+            if kinds[gi] == MoveKind.RAPID:  # free state change in the air
+                base = np.broadcast_to(q_rep[None], (K,) + q_rep.shape)  # (K, K', 8, 6)
+                cand = np.broadcast_to(np.arange(K)[None], (K, K))
+                extra = 0.0
+            else:
+                base = q_rep[nb_safe]  # (K, W, 8, 6)
+                cand = nb_safe
+                extra = step_pen[..., None]
+            tot, q_new = checker.transition(q_ik, base, cost[cand], jump_rad,
+                                            kinds[gi] != MoveKind.RAPID)
+            tot = tot + extra
+            arg = np.argmin(tot, axis=1)  # (K, 8)
+            cost = np.take_along_axis(tot, arg[:, None], 1)[:, 0] + unary[i]
+            back[gi] = np.take_along_axis(cand, arg, 1)
+            q_rep = np.take_along_axis(q_new, arg[:, None, :, None], 1)[:, 0]
+            cost -= cost.min()
+        tick(c1 - c0)
+    # choose branch and final state, backtrack
+    flat = np.argmin(cost.reshape(-1))
+    k_end, b = np.unravel_index(flat, cost.shape)
+    states = np.empty(n, np.int64)
+    states[-1] = k_end
+    for gi in range(n - 1, 0, -1):
+        states[gi - 1] = back[gi, states[gi], b]
+    return {"branch": int(b), "states": states}
+
+
+def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: int,
+                 spin, toff, tilt, jump_rad):
+    """Joints of the chosen branch and state values (n,) each, unwrapped along the path;
+    reason code per point."""
+    n = len(pos)
+    tcp_from_flange = inv_rigid(tool_matrix(tool))
+    theta = table_rad + toff
+    wp_from_tcp = np.zeros((n, 4, 4))
+    wp_from_tcp[:, :3, :3] = frames @ Rotation.from_euler(
+        "zy", np.stack([spin, tilt], 1)).as_matrix()
+    wp_from_tcp[:, :3, 3] = pos
+    wp_from_tcp[:, 3, 3] = 1
+    b_tcp = cell.base_from_workpiece(theta) @ wp_from_tcp
+    sol, val = ik(robot, b_tcp @ tcp_from_flange)
+    q = sol[:, b]
+    code = checker.classify(q, val[:, b])
+    # unwrap wide joints along the path (nearest turn to the previous point)
+    for i in range(1, n):
+        if np.all(np.isfinite(q[i])) and np.all(np.isfinite(q[i - 1])):
+            qi, ok = nearest_turn(robot, q[i], q[i - 1])
+            q[i] = qi
+            if not ok and code[i] == 0:
+                code[i] = 9
+            d = np.abs(q[i] - q[i - 1]).max()
+            if d > jump_rad and kinds[i] != MoveKind.RAPID and code[i] == 0:
+                code[i] = 6
+    tlo, thi = cell.turntable_limits_rad()
+    if cell.cell.turntable is not None:
+        code = np.where((code == 0) & ((theta < tlo) | (theta > thi)), 7, code)
+    return {"joints": q, "theta": theta, "base_from_tcp": b_tcp, "code": code,
+            "spin": spin, "tilt": tilt, "wp_from_tcp": wp_from_tcp}
+
+
+# ----------------------------------------------------------------------------- densify
+def _interp_frames(wa: np.ndarray, wb: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Cartesian interpolation of workpiece_from_tcp: lerp position, slerp rotation."""
+    out = np.zeros((len(t), 4, 4))
+    out[:, :3, 3] = wa[:, :3, 3] + t[:, None] * (wb[:, :3, 3] - wa[:, :3, 3])
+    ra = Rotation.from_matrix(wa[:, :3, :3])
+    rb = Rotation.from_matrix(wb[:, :3, :3])
+    rel = (ra.inv() * rb).as_rotvec()
+    out[:, :3, :3] = (ra * Rotation.from_rotvec(rel * t[:, None])).as_matrix()
+    out[:, 3, 3] = 1
+    return out
+
+
+def chord_error(robot, cell, tool, qa, qb, tha, thb, wa, wb,
+                ts=(0.25, 0.5, 0.75)) -> np.ndarray:
+    """Max distance (mm), in the workpiece frame, of the joint-interpolated TCP from the
+    straight segment between wa and wb; all inputs per segment (m, ...) -> (m,)."""
+    flange_from_tcp = tool_matrix(tool)
+    err = np.zeros(len(qa))
+    for t in ts:
+        q = qa + t * (qb - qa)
+        th = tha + t * (thb - tha)
+        b_tcp = fk(robot, q) @ flange_from_tcp
+        wp = inv_rigid(cell.base_from_workpiece(th)) @ b_tcp
+        want = wa[:, :3, 3] + t * (wb[:, :3, 3] - wa[:, :3, 3])
+        err = np.maximum(err, np.linalg.norm(wp[:, :3, 3] - want, axis=1))
+    return err
+
+
+def _densify(robot, cell, tool, data: dict, kinds, branch: int, tol: float,
+             max_depth: int = 24) -> dict:
+    """Insert Cartesian-interpolated points until joint interpolation stays within tol."""
+    q, th, wp = data["joints"], data["theta"], data["wp_from_tcp"]
+    n = len(q)
+    tcp_from_flange = inv_rigid(tool_matrix(tool))
+    # segments i-1 -> i that must stay straight: cutting moves between two good points
+    lin = (kinds[1:] != MoveKind.RAPID) & (data["code"][1:] == 0) & (data["code"][:-1] == 0)
+    seg_a = np.nonzero(lin)[0]
+    # each pending segment: (u0, u1, qa, qb, tha, thb, wa, wb)
+    u0, u1 = seg_a.astype(float), seg_a + 1.0
+    qa, qb, tha, thb, wa, wb = q[seg_a], q[seg_a + 1], th[seg_a], th[seg_a + 1], wp[seg_a], \
+        wp[seg_a + 1]
+    new_u, new_q, new_th, new_wp, new_ok = [], [], [], [], []
+    max_err = 0.0
+    for _depth in range(max_depth):
+        if len(u0) == 0:
+            break
+        err = chord_error(robot, cell, tool, qa, qb, tha, thb, wa, wb)
+        bad = err > tol
+        if np.any(~bad):
+            max_err = max(max_err, float(err[~bad].max()))
+        if not np.any(bad):
+            break
+        u0, u1, qa, qb, tha, thb, wa, wb = (x[bad] for x in (u0, u1, qa, qb, tha, thb, wa, wb))
+        um = 0.5 * (u0 + u1)
+        thm = 0.5 * (tha + thb)
+        wm = _interp_frames(wa, wb, np.full(len(um), 0.5))
+        b_tcp = cell.base_from_workpiece(thm) @ wm
+        sol, val = ik(robot, b_tcp @ tcp_from_flange)
+        qm = sol[:, branch]
+        qm, ok_turn = nearest_turn(robot, qm, 0.5 * (qa + qb))
+        ok = val[:, branch] & ok_turn & np.all(np.isfinite(qm), axis=1)
+        qm = np.where(ok[:, None], qm, 0.5 * (qa + qb))
+        new_u.append(um)
+        new_q.append(qm)
+        new_th.append(thm)
+        new_wp.append(wm)
+        new_ok.append(ok)
+        # split into two halves
+        u0, u1 = np.concatenate([u0, um]), np.concatenate([um, u1])
+        qa, qb = np.concatenate([qa, qm]), np.concatenate([qm, qb])
+        tha, thb = np.concatenate([tha, thm]), np.concatenate([thm, thb])
+        wa, wb = np.concatenate([wa, wm]), np.concatenate([wm, wb])
+    else:
+        if len(u0):
+            err = chord_error(robot, cell, tool, qa, qb, tha, thb, wa, wb)
+            max_err = max(max_err, float(err.max()))
+    if not new_u:
+        return {"u": np.arange(n, dtype=float), "joints": q, "theta": th, "wp": wp,
+                "inserted_ok": np.ones(n, bool), "max_chord_mm": max_err}
+    u = np.concatenate([np.arange(n, dtype=float)] + new_u)
+    order = np.argsort(u, kind="stable")
+    return {"u": u[order],
+            "joints": np.concatenate([q] + new_q)[order],
+            "theta": np.concatenate([th] + new_th)[order],
+            "wp": np.concatenate([wp] + new_wp)[order],
+            "inserted_ok": np.concatenate([np.ones(n, bool)] + new_ok)[order],
+            "max_chord_mm": max_err}
+
+
+# ----------------------------------------------------------------------------- subsets
+def _dp_subset(pos: np.ndarray, table: np.ndarray, kinds: np.ndarray,
+               spacing_mm: float) -> np.ndarray:
+    """Indices the state search runs on: every non-CUT move, the last move, and cutting
+    moves spaced at least ``spacing_mm`` apart (or where the turntable turns > 1 deg)."""
+    n = len(pos)
+    if spacing_mm <= 0 or n < 3:
+        return np.arange(n)
+    keep = np.zeros(n, bool)
+    keep[0] = keep[-1] = True
+    keep |= kinds != MoveKind.CUT
+    seg = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    acc, last_t = 0.0, table[0]
+    for i in range(1, n):  # cheap scalar loop; n is the pass length
+        acc += seg[i - 1]
+        if keep[i] or acc >= spacing_mm or abs(table[i] - last_t) > 0.0175:
+            keep[i] = True
+        if keep[i]:
+            acc, last_t = 0.0, table[i]
+    return np.nonzero(keep)[0]
+
+
+def _rapid_merge(kinds: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Kinds on the subset: a kept point is RAPID if any skipped move before it was."""
+    out = kinds[keep].copy()
+    rapid = np.cumsum(kinds == MoveKind.RAPID)
+    before = np.concatenate([[0], rapid[keep][:-1]])
+    out[(rapid[keep] - before) > 0] = MoveKind.RAPID
+    return out
+
+
+def _spread_states(fr: Freedom, states: np.ndarray, keep: np.ndarray, n: int):
+    """State values on every move: kept points take their state, others interpolate."""
+    idx = np.arange(n)
+    spin = np.unwrap(fr.spin[states]) if fr.k > 1 else fr.spin[states]
+    return (np.interp(idx, keep, spin), np.interp(idx, keep, fr.table[states]),
+            np.interp(idx, keep, fr.tilt[states]))
+
+
+# ----------------------------------------------------------------------------- public
+def _failures(p_idx: int, name: str, code: np.ndarray, pos: np.ndarray, robot,
+              q: np.ndarray, limit: int = 200) -> list[dict]:
+    """Group consecutive failing moves with the same reason into ranges."""
+    out = []
+    bad = np.nonzero(code != 0)[0]
+    if len(bad) == 0:
+        return out
+    starts = [bad[0]]
+    for a, b_ in zip(bad[:-1], bad[1:]):
+        if b_ != a + 1 or code[b_] != code[a]:
+            starts.append(b_)
+    names = [j.name for j in robot.joints] if robot else list(JOINT_NAMES_FALLBACK)
+    for s in starts[:limit]:
+        e = s
+        while e + 1 < len(code) and code[e + 1] == code[s]:
+            e += 1
+        why = REASONS.get(int(code[s]), "unknown")
+        if code[s] == 2 and robot is not None and np.all(np.isfinite(q[s])):
+            lim = robot.limits_rad
+            over = [names[j] for j in range(6) if not lim[j, 0] <= q[s, j] <= lim[j, 1]]
+            why += f" ({', '.join(over)})" if over else ""
+        out.append({"pass": p_idx, "pass_name": name, "moves": [int(s), int(e)],
+                    "count": int(e - s + 1), "reason": why,
+                    "position_mm": [round(float(v), 3) for v in pos[s]]})
+    return out
+
+
+def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
+                  a5_margin_deg: float = 10.0, chord_tol_mm: float = 0.01,
+                  progress: bool = True, spin_step_deg: float = 5.0,
+                  turntable_window_deg: float = 30.0, turntable_step_deg: float = 5.0,
+                  tilt_deg: float = 4.0, max_joint_step_deg: float = 30.0,
+                  dp_spacing_mm: float = 2.0, chunk: int = 256) -> RobotProgram:
+    """Solve joints for every move of ``toolpath`` in ``cell``.
+
+    tool: a tool profile or name used for every pass, or None to use each pass's
+    ``tool_id``. Returns a :class:`RobotProgram` (densified; ``valid_ratio`` and
+    ``failures`` say which moves fail and why). The state search runs on points at least
+    ``dp_spacing_mm`` apart along cutting moves (every rapid, plunge and retract is kept);
+    the points between take interpolated states and are checked one by one.
+    Never raises for unreachable points:
+    the caller decides (``sculptor post`` refuses to write a program with failures).
+    """
+    if not 0 <= a5_margin_deg < 90:
+        raise UserError(f"a5_margin_deg {a5_margin_deg} must lie in [0, 90)")
+    if not chord_tol_mm > 0:
+        raise UserError(f"chord_tol_mm {chord_tol_mm} must be > 0")
+    rc = RobotCell.load(cell)
+    if rc.cell.machine != toolpath.machine:
+        raise UserError(f"the job is for a '{toolpath.machine}' machine but cell "
+                        f"'{rc.cell.name}' is a '{rc.cell.machine}'; use a matching cell")
+    if rc.cell.machine == "cnc3":
+        return _solve_cnc3(toolpath, rc, tool, chord_tol_mm)
+    robot = rc.robot
+    checker = _Checker(robot, math.radians(a5_margin_deg))
+    jump = math.radians(max_joint_step_deg)
+    parts, failures, tools = [], [], []
+    total = max(1, toolpath.n_moves)
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("solving joints", total=total)
+
+        def tick(k: int) -> None:
+            bar.advance(task, k)
+
+        max_chord = 0.0
+        for p_idx, ps in enumerate(toolpath.passes):
+            if ps.n_moves == 0:
+                continue
+            tl = resolve_tool(tool if tool is not None else ps.tool_id)
+            tools.append(tl.name)
+            pos, frames = ps.position_mm, ps.tool_frame
+            table, kinds = ps.turntable_rad, ps.kind
+            finite = (np.all(np.isfinite(pos), 1) & np.all(np.isfinite(frames), (1, 2))
+                      & np.isfinite(table) & np.isfinite(ps.feed_mm_s))
+            if not np.all(finite):
+                bad = np.nonzero(~finite)[0]
+                raise UserError(f"toolpath pass {p_idx} '{ps.name}': {len(bad)} moves hold NaN "
+                                f"or inf (first at move {bad[0]}); re-run sculptor cam")
+            det = np.linalg.det(frames)
+            if np.any(np.abs(det - 1) > 1e-3):
+                bad = np.nonzero(np.abs(det - 1) > 1e-3)[0]
+                raise UserError(f"toolpath pass {p_idx} '{ps.name}': tool_frame at move "
+                                f"{bad[0]} is not a rotation (det {det[bad[0]]:.3f})")
+            # re-orthonormalise (CAM frames carry float32 round-off)
+            u, _, vt = np.linalg.svd(frames)
+            frames = u @ vt
+            fr = make_freedom(tl, spin_step_deg=spin_step_deg,
+                              turntable_window_deg=turntable_window_deg,
+                              turntable_step_deg=turntable_step_deg, tilt_deg=tilt_deg,
+                              has_turntable=rc.cell.turntable is not None)
+            keep = _dp_subset(pos, table, kinds, dp_spacing_mm)
+            res = _solve_pass(robot, rc, tl, checker, pos[keep], frames[keep], table[keep],
+                              _rapid_merge(kinds, keep), fr, jump, chunk, tick)
+            spin, toff, tilt = _spread_states(fr, res["states"], keep, ps.n_moves)
+            data = _finish_pass(robot, rc, tl, checker, pos, frames, table, kinds,
+                                res["branch"], spin, toff, tilt, jump)
+            failures += _failures(p_idx, ps.name, data["code"], pos, robot, data["joints"])
+            dens = _densify(robot, rc, tl, data, kinds, res["branch"], chord_tol_mm)
+            max_chord = max(max_chord, dens["max_chord_mm"])
+            src = np.floor(dens["u"] + 1e-9).astype(int)
+            is_orig = np.isclose(dens["u"], np.round(dens["u"]))
+            # an inserted point belongs to the move it leads to
+            dest = np.where(is_orig, src, np.minimum(src + 1, ps.n_moves - 1))
+            code_d = data["code"][dest]
+            ok = (code_d == 0) & dens["inserted_ok"]
+            b_tcp = rc.base_from_workpiece(dens["theta"]) @ dens["wp"]
+            parts.append(dict(
+                joints=dens["joints"], theta=dens["theta"], b_tcp=b_tcp,
+                kind=kinds[dest], feed=ps.feed_mm_s[dest],
+                src=np.stack([np.full(len(dest), p_idx), dest], 1).astype(np.int32),
+                config=np.full(len(dest), res["branch"], np.int8), valid=ok))
+    if not parts:
+        raise UserError("the toolpath has no moves; re-run sculptor cam")
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    n_orig = toolpath.n_moves
+    n_bad = sum(f["count"] for f in failures)
+    prov = Provenance.make("sculptor post", {
+        "a5_margin_deg": a5_margin_deg, "chord_tol_mm": chord_tol_mm,
+        "spin_step_deg": spin_step_deg, "turntable_window_deg": turntable_window_deg,
+        "turntable_step_deg": turntable_step_deg, "tilt_deg": tilt_deg,
+        "max_joint_step_deg": max_joint_step_deg})
+    return RobotProgram(
+        provenance=prov, robot=robot.name, cell=rc.cell.name,
+        tool=tools[0] if tools else "", tools=tools, machine="robot",
+        job_sha256=toolpath.provenance.inputs.get("job", ""),
+        valid_ratio=float(1.0 - n_bad / max(1, n_orig)), failures=failures,
+        max_chord_error_mm=float(max_chord),
+        joints_rad=cat["joints"], turntable_rad=cat["theta"], base_from_tcp=cat["b_tcp"],
+        move_kind=cat["kind"].astype(np.int8), feed_mm_s=cat["feed"], source_index=cat["src"],
+        config=cat["config"], valid=cat["valid"])
+
+
+def _solve_cnc3(toolpath: Toolpath, rc: RobotCell, tool, chord_tol_mm: float) -> RobotProgram:
+    """3-axis router: machine frame = world; the tool must point straight down."""
+    parts, failures, tools = [], [], []
+    travel = np.array(rc.cell.travel_mm or (1e9, 1e9, 1e9))
+    for p_idx, ps in enumerate(toolpath.passes):
+        if ps.n_moves == 0:
+            continue
+        tl = resolve_tool(tool if tool is not None else ps.tool_id)
+        tools.append(tl.name)
+        if not np.all(np.isfinite(ps.position_mm)) or not np.all(np.isfinite(ps.tool_frame)):
+            bad = np.nonzero(~np.all(np.isfinite(ps.position_mm), 1))[0]
+            first = int(bad[0]) if len(bad) else 0
+            raise UserError(f"toolpath pass {p_idx} '{ps.name}': NaN or inf in the moves "
+                            f"(first at move {first}); re-run sculptor cam")
+        w_wp = rc.world_from_workpiece(np.zeros(1))[0]
+        wp_tcp = np.zeros((ps.n_moves, 4, 4))
+        wp_tcp[:, :3, :3] = ps.tool_frame
+        wp_tcp[:, :3, 3] = ps.position_mm
+        wp_tcp[:, 3, 3] = 1
+        w_tcp = w_wp @ wp_tcp
+        z = w_tcp[:, :3, 2]
+        code = np.zeros(ps.n_moves, np.int8)
+        vertical = z[:, 2] < -math.cos(math.radians(0.5))
+        p = w_tcp[:, :3, 3]
+        inside = np.all((p >= -1e-6) & (p <= travel + 1e-6), axis=1)
+        code[~inside] = 1
+        code[~vertical] = 10
+        fl = _failures(p_idx, ps.name, code, ps.position_mm, None, np.zeros((ps.n_moves, 6)))
+        for f in fl:
+            if f["reason"] == "unknown":
+                f["reason"] = "tool not vertical (a 3-axis router needs tool z straight down)"
+            elif f["reason"] == "out of reach":
+                f["reason"] = "outside the machine travel"
+        failures += fl
+        n = ps.n_moves
+        parts.append(dict(joints=np.zeros((n, 6)), theta=np.zeros(n), b_tcp=w_tcp,
+                          kind=ps.kind, feed=ps.feed_mm_s,
+                          src=np.stack([np.full(n, p_idx), np.arange(n)], 1).astype(np.int32),
+                          config=np.zeros(n, np.int8), valid=code == 0))
+    if not parts:
+        raise UserError("the toolpath has no moves; re-run sculptor cam")
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    n_bad = sum(f["count"] for f in failures)
+    return RobotProgram(
+        provenance=Provenance.make("sculptor post", {"chord_tol_mm": chord_tol_mm}),
+        robot="", cell=rc.cell.name, tool=tools[0] if tools else "", tools=tools,
+        machine="cnc3", valid_ratio=float(1 - n_bad / max(1, toolpath.n_moves)),
+        failures=failures, max_chord_error_mm=0.0,
+        joints_rad=cat["joints"], turntable_rad=cat["theta"], base_from_tcp=cat["b_tcp"],
+        move_kind=cat["kind"].astype(np.int8), feed_mm_s=cat["feed"], source_index=cat["src"],
+        config=cat["config"], valid=cat["valid"])
