@@ -22,7 +22,8 @@ class SimReport(Artifact):
     SCHEMA_VERSION = 1
 
     go: bool
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list, description="why no-go (empty: go)")
+    warnings: list[str] = Field(default_factory=list, description="worth a look, not blocking")
     res_mm: float
     material: dict = Field(default_factory=dict, description="deviation figures, mm / mm3")
     robot: dict = Field(default_factory=dict, description="margins, speeds, collisions")
