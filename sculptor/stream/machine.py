@@ -18,6 +18,7 @@ States: idle -> running <-> holding -> done | failed | alarm.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -287,6 +288,9 @@ class GrblSender(Sender):
                 self.state = State.ALARM
                 self.reason = f"controller raised {resp.describe()}"
             return
+        if self.state == State.ALARM:
+            self._event("msg", now, text=f"after the alarm: {resp.describe()}")
+            return
         if self.in_flight == 0:
             self._fail(now, f"reply {resp.text!r} with no line in flight (the byte count "
                             "is out of step); stopped to be safe")
@@ -388,6 +392,7 @@ class MarlinSender(Sender):
     item n-1 + ``first_n``; the runner sends ``M110 N<first_n - 1>`` before starting."""
 
     protocol = "marlin"
+    queue_depth = 24     # lines an "ok" may run ahead of motion: BUFSIZE 4 + 16 planner + slack
 
     def __init__(self, items: Sequence[Item], *, retry_s: float = 1.2, first_n: int = 1,
                  **kw) -> None:
@@ -418,23 +423,32 @@ class MarlinSender(Sender):
     def _on_unknown(self, resp: Response, now: float) -> None:
         self._event("msg", now, text=f"ignored garbled reply {resp.text!r}")
 
+    def _rewind(self, want: int, now: float, text: str) -> None:
+        """The controller has every line before item ``want`` and none from it on (Marlin
+        executes numbered lines strictly in order), so sending resumes at ``want``."""
+        while self.acked < min(want, self.next):    # everything before it arrived
+            self._ack(now)
+        while self.acked > max(want, 0):
+            # an "ok" we counted was not for this line (its Error/Resend were garbled):
+            # the controller never ran it; take the acknowledgement back
+            self.acked -= 1
+            self._event("nack", now, self.acked, "controller did not take this line")
+        self.next = max(self.acked, min(want, len(self.items)))
+        if not self._swallow_ok:
+            self._event("resend", now, self.next, text)
+        self._swallow_ok = True     # Marlin follows Error/Resend with one "ok"
+        self._sent_at = now
+
     def _on_reply(self, resp: Response, now: float) -> None:
         if resp.kind == "resend":
-            want = (resp.code or 0) - self.first_n      # item index the controller wants
-            while self.acked < min(want, self.next):    # everything before it arrived
-                self._ack(now)
-            if want < self.acked:
-                self._fail(now, f"controller asked to resend line {resp.code}, which it had "
-                                "already acknowledged; stopped to be safe")
-                return
-            self.next = max(self.acked, min(want, len(self.items)))
-            self._event("resend", now, self.next, resp.text)
-            self._swallow_ok = True
+            self._rewind((resp.code or 0) - self.first_n, now, resp.text)
             self._check_done(now)
             return
         if resp.kind == "error":
-            if "Last Line" in resp.text:
-                return          # the Resend: that follows says what to do
+            if m := re.search(r"Last Line:\s*(\d+)", resp.text):
+                # the Resend: that follows will say the same; act now in case it is garbled
+                self._rewind(int(m.group(1)) + 1 - self.first_n, now, resp.text)
+                return
             self.errors += 1
             i = self.acked if self.in_flight else None
             if self.in_flight:
@@ -455,6 +469,10 @@ class MarlinSender(Sender):
         if self.in_flight == 0:
             return              # ok for a line we already counted (after a re-send)
         self._ack(now)
+        upto = len(self.items) if self.acked == len(self.items) else self.acked - self.queue_depth
+        if upto > self.exec_upto:
+            self.exec_upto = upto
+            self._event("exec", now, upto - 1)
         self._check_done(now)
 
     def _abort_bytes(self) -> bytes:

@@ -45,6 +45,8 @@ class JournalState:
                 sent.add(e.line)
             elif e.ev == "ack" and e.line:
                 acked.add(e.line)
+            elif e.ev == "nack" and e.line:
+                acked.discard(e.line)
             elif e.ev == "exec" and e.line:
                 exec_line = max(exec_line, e.line)
             elif e.ev == "done":

@@ -312,6 +312,8 @@ class Streamer:
                 self._last_line = no
             elif e.kind == "ack" and no:
                 self.acked_lines += 1
+            elif e.kind == "nack" and no:
+                self.acked_lines -= 1
             elif e.kind == "resend":
                 self.resends += 1
             elif e.kind in ("error", "alarm"):
@@ -321,7 +323,7 @@ class Streamer:
                 self.messages.append(e.text)
             if self.journal is None:
                 continue
-            if e.kind in ("sent", "ack", "exec") and not no:
+            if e.kind in ("sent", "ack", "nack", "exec") and not no:
                 continue
             rec: dict = {"ev": e.kind, "line": no, "t": wall}
             if e.text:
@@ -407,7 +409,12 @@ class KeyboardControl:
 # --------------------------------------------------------------------------- entry point
 def default_journal_path(program: Path) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return program.with_name(f"{program.name}.{stamp}.journal.jsonl")
+    path = program.with_name(f"{program.name}.{stamp}.journal.jsonl")
+    k = 2
+    while path.exists():
+        path = program.with_name(f"{program.name}.{stamp}-{k}.journal.jsonl")
+        k += 1
+    return path
 
 
 def stream_program(program: Path, port: str, baud: int = 115200, protocol: str = "grbl",
@@ -484,6 +491,8 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
         items = [Item(0, (t + "\n").encode("ascii"), t.startswith("G4")) for t in preamble]
         items += [Item(ln.no, ln.data, ln.target is not None or ln.text.startswith("G4"))
                   for ln in prog.lines[start:]]
+        if protocol == "marlin":
+            items.append(Item(0, b"M400\n"))   # answered once the last move has finished
 
         if js is not None:
             jr = Journal(resume)   # type: ignore[arg-type]

@@ -87,6 +87,7 @@ class _Block:
     duration_v: float      # virtual seconds
     line: str
     ack_when_done: bool = False
+    marker: bool = False   # a non-motion line logged in order; takes no planner block
 
 
 @dataclass
@@ -132,6 +133,7 @@ class VirtualController:
         self.overrun_dropped = 0
         self.gcode_lines = 0
         self.unplug_requested = False
+        self.fault_at: float | None = None   # wall time the line-keyed fault fired
         self.position = tuple(0.0 for _ in AXES)
         self._bytes_in = 0
         self._bytes_out = 0
@@ -239,7 +241,7 @@ class VirtualController:
 
     def status_report(self) -> str:
         pos = ",".join(f"{v:.3f}" for v in self.position)
-        free_blocks = self.planner_blocks - len(self._blocks)
+        free_blocks = self.planner_blocks - self._planned()
         free_rx = self.rx_capacity - len(self._ring)
         state = "Check" if self.check_mode else self.state
         feed = self._modal.feed if self.state == "Run" else 0.0
@@ -258,6 +260,8 @@ class VirtualController:
         line must not be processed further."""
         self.gcode_lines += 1
         k, f = self.gcode_lines, self.faults
+        if k in (f.silent_at_line, f.unplug_at_line, f.alarm_at_line, f.error_at_line):
+            self.fault_at = self._now
         if f.silent_at_line == k:
             self.silent = True
             return "stop"
@@ -356,13 +360,20 @@ class VirtualController:
         if self.check_mode:
             self._emit("ok")
         elif block is None:
-            self.executed.append(text)
+            if self._blocks:      # keep the execution log in program order
+                self._blocks.append(_Block(self._parser_pos, self._parser_pos, 0.0, text,
+                                           marker=True))
+            else:
+                self.executed.append(text)
             self._emit("ok")
         else:
             self._plan(block)
 
+    def _planned(self) -> int:
+        return sum(1 for b in self._blocks if not b.marker)
+
     def _plan(self, block: _Block) -> None:
-        if len(self._blocks) >= self.planner_blocks:
+        if self._planned() >= self.planner_blocks:
             self._pending = block.line
             self._pending_block = block
             return
@@ -373,7 +384,7 @@ class VirtualController:
             self.state = "Run"
         if self.protocol == "ack":
             block.ack_when_done = True
-        else:
+        elif not block.ack_when_done:
             self._emit("ok")
 
     def _parse(self, text: str) -> tuple[int, _Block | None]:
@@ -409,6 +420,8 @@ class VirtualController:
                 new.inverse_time = g == 93
             elif g in (20, 21):
                 new.units_mm = g == 21
+        if 400 in ms and self.protocol == "marlin":   # M400: answer once every move is done
+            return 0, _Block(self._parser_pos, self._parser_pos, 0.0, text, ack_when_done=True)
         for mc in ms:
             if mc not in _SUPPORTED_M:
                 return 20, None

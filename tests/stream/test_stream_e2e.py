@@ -1,0 +1,227 @@
+"""End to end over real pseudo-terminals against the virtual controller, with faults."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import serial
+
+from sculptor.errors import UserError
+from sculptor.stream import stream_program
+
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+def _journal_events(path):
+    from sculptor.artifacts.journal import Journal
+    return Journal.read(path)
+
+
+@pytest.mark.parametrize("protocol", ["grbl", "marlin", "ack"])
+def test_every_line_once_in_order(protocol, write_program, controller, tmp_path):
+    prog, expected = write_program(150)
+    c = controller(protocol, time_scale=400)
+    s = stream_program(prog, c.port, protocol=protocol, journal=tmp_path / "j.jsonl", **QUIET)
+    assert s.ok, s.text()
+    assert s.lines_sent == s.lines_acknowledged == s.lines_total == len(expected)
+    ex = [ln for ln in c.controller.executed if ln not in ("G4P0", "M400")]
+    assert ex == expected                              # 0 lost, 0 duplicated, in order
+    assert c.controller.overrun_dropped == 0
+    header, events = _journal_events(tmp_path / "j.jsonl")
+    assert header.n_lines == len(expected)
+    sent = [e.line for e in events if e.ev == "sent"]
+    assert sent == sorted(set(sent)) and len(sent) == len(expected)
+    assert sum(e.ev == "ack" for e in events) == len(expected)
+    assert events[-1].ev == "done"
+
+
+def naive_stream(port: str, lines: list[str]) -> int:
+    """The obvious sender that does not count bytes: write every line, then read the oks."""
+    with serial.Serial(port, 115200, timeout=0.3) as ser:
+        for ln in lines:
+            ser.write((ln + "\n").encode())
+        oks = 0
+        while True:
+            r = ser.readline()
+            if not r:
+                return oks
+            oks += r.strip() in (b"ok",) or r.startswith(b"error")
+
+
+def test_naive_sender_loses_lines_ours_none(write_program, controller):
+    prog, expected = write_program(200, feed_inv_min=600)     # 0.1 s moves: planner fills
+    naive = controller("grbl", time_scale=20)
+    naive_stream(naive.port, expected)
+    assert naive.controller.overrun_dropped > 1000            # the ring overflowed
+    assert len(naive.controller.accepted) < len(expected) // 2
+    ours = controller("grbl", time_scale=20)
+    s = stream_program(prog, ours.port, **QUIET)
+    assert s.ok and ours.controller.overrun_dropped == 0
+    assert ours.controller.executed == expected
+
+
+def test_check_first_names_the_bad_line_and_moves_nothing(write_program, controller, tmp_path):
+    prog, expected = write_program(60, extra={30: "G5 X1 (unsupported)"})
+    c = controller("grbl", time_scale=100)
+    with pytest.raises(UserError) as e:
+        stream_program(prog, c.port, check_first=True, journal=tmp_path / "j", **QUIET)
+    line_no = prog.read_text().splitlines().index("G5 X1 (unsupported)") + 1
+    assert f"{prog}:{line_no}:" in str(e.value) and "error:20" in str(e.value)
+    assert c.controller.executed == [] and c.controller.position == (0.0,) * 7
+    assert not (tmp_path / "j").exists()
+
+
+def test_check_first_then_stream(write_program, controller):
+    prog, expected = write_program(80)
+    c = controller("grbl", time_scale=300)
+    s = stream_program(prog, c.port, check_first=True, **QUIET)
+    assert s.ok and s.checked and c.controller.executed == expected
+
+
+def test_error_response_stops_holds_and_reports(write_program, controller):
+    prog, expected = write_program(200, feed_inv_min=3000)
+    c = controller("grbl", time_scale=20, error_at_line=40, error_code=22)
+    s = stream_program(prog, c.port, **QUIET)
+    assert not s.ok and s.state == "failed" and s.errors == 1
+    assert s.failed_line == prog.read_text().splitlines().index(
+        [ln for ln in prog.read_text().splitlines() if ln.startswith("G1")][38]) + 1
+    assert "error:22" in s.message and "feed rate" in s.message
+    assert s.lines_sent < 60                          # stopped feeding at once
+    assert c.controller.state.startswith("Hold")      # feed hold reached the controller
+
+
+def test_alarm_stops(write_program, controller):
+    prog, _ = write_program(200, feed_inv_min=3000)
+    c = controller("grbl", time_scale=20, alarm_at_line=25)
+    s = stream_program(prog, c.port, **QUIET)
+    assert s.state == "alarm" and "ALARM:1" in s.message and s.lines_sent < 50
+
+
+def test_silent_controller_detected_within_2s(write_program, controller):
+    prog, _ = write_program(200, feed_inv_min=3000)
+    c = controller("grbl", time_scale=20, silent_at_line=30)
+    t0 = time.monotonic()
+    s = stream_program(prog, c.port, **QUIET)
+    t_end = time.monotonic()
+    assert s.state == "failed" and "silent" in s.message
+    detected = t_end - c.controller.fault_at
+    assert detected < 2.0 + 0.5                       # 0.4 s of that is the journal drain
+    assert t_end - t0 < 10
+
+
+def test_unplugged_mid_job_then_resume(write_program, controller):
+    prog, expected = write_program(240, feed_inv_min=1500)
+    c = controller("grbl", time_scale=25, unplug_at_line=90)
+    s1 = stream_program(prog, c.port, **QUIET)
+    assert s1.state == "failed" and "port lost" in s1.message
+    vc = c.controller
+    t_end = time.monotonic() + 10           # the controller keeps moving on its own
+    while vc.state == "Run" and time.monotonic() < t_end:
+        time.sleep(0.05)
+    before = list(vc.executed)
+    j = len(before)
+    assert 0 < j < len(expected) and before == expected[:j]
+    vc.faults.unplug_at_line = None
+    port = c.replug()
+    s2 = stream_program(prog, port, resume=s1.journal, **QUIET)
+    assert s2.ok, s2.text()
+    after = vc.executed[j:]
+    pre = [ln for ln in after if ln in ("G21", "G90", "G93", "G1")]
+    rest = after[len(pre):]
+    i = expected.index(rest[0])
+    assert i <= j and j - i <= 4            # nothing skipped; only in-flight lines again
+    assert rest == expected[i:]
+    last = dict(re.findall(r"([XYZABCU])(-?[\d.]+)", expected[-2]))
+    assert vc.position == pytest.approx([float(last[a]) for a in "XYZABCU"], abs=1e-9)
+    _, events = _journal_events(s1.journal)
+    assert [e.ev for e in events].count("resume") == 1 and events[-1].ev == "done"
+
+
+def test_feed_hold_reaches_the_wire_within_50ms(write_program, controller):
+    prog, expected = write_program(150, feed_inv_min=1500)
+    c = controller("grbl", time_scale=20)
+    marks = {}
+
+    def keyboard(streamer):
+        def press():
+            time.sleep(0.3)
+            marks["hold"] = time.monotonic()
+            streamer.hold()
+            time.sleep(0.3)
+            marks["resume"] = time.monotonic()
+            streamer.resume()
+        threading.Thread(target=press, daemon=True).start()
+
+    s = stream_program(prog, c.port, on_start=keyboard, **QUIET)
+    assert s.ok
+    rt = {chr(b): t for b, t in c.controller.rt_log if b in b"!~"}
+    assert rt["!"] - marks["hold"] < 0.05
+    assert rt["~"] - marks["resume"] < 0.05
+    assert c.controller.executed == expected
+
+
+def test_marlin_noisy_wire_loses_nothing(write_program, controller):
+    prog, expected = write_program(150)
+    c = controller("marlin", time_scale=300, corrupt_in=[400, 2100], drop_in=[3300, 5000],
+                   drop_out=[80], corrupt_out=[700, 1500])
+    s = stream_program(prog, c.port, protocol="marlin", **QUIET)
+    assert s.ok and s.resends >= 3
+    assert [ln for ln in c.controller.executed if ln != "M400"] == expected
+
+
+def test_grbl_corrupted_byte_is_caught_not_executed(write_program, controller):
+    prog, expected = write_program(150, feed_inv_min=3000)
+    c = controller("grbl", time_scale=20, corrupt_in=[2500])
+    s = stream_program(prog, c.port, **QUIET)
+    assert s.state == "failed" and s.errors == 1 and s.failed_line
+    ex = c.controller.accepted
+    assert all(ln in expected for ln in ex)           # the garbled line never ran
+    c2 = controller("grbl", time_scale=20, corrupt_out=[600])
+    s2 = stream_program(prog, c2.port, **QUIET)
+    assert s2.state == "failed" and "garbled" in s2.message
+
+
+def test_sender_killed_mid_job_then_resume(write_program, controller, tmp_path):
+    """A crash or power cut of the PC: kill -9 the sending process mid-job; the
+    controller finishes what it had; --resume completes the job with nothing skipped."""
+    prog, expected = write_program(300, feed_inv_min=1500)
+    c = controller("grbl", time_scale=25)
+    journal = tmp_path / "crash.jsonl"
+    code = ("import sys; from pathlib import Path; from sculptor.stream import stream_program;"
+            f"stream_program(Path({str(prog)!r}), {c.port!r}, journal=Path({str(journal)!r}),"
+            " progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    vc = c.controller
+    t_end = time.monotonic() + 20
+    while len(vc.executed) < 60 and time.monotonic() < t_end:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    while vc.state == "Run" and time.monotonic() < t_end:
+        time.sleep(0.05)
+    j = len(vc.executed)
+    assert 60 <= j < len(expected) and vc.executed == expected[:j]
+    with open(journal, "a") as f:
+        f.write('{"ev":"ack","li')          # a record torn by the power cut
+    s = stream_program(prog, c.port, resume=journal, **QUIET)
+    assert s.ok, s.text()
+    after = [ln for ln in vc.executed[j:] if ln not in ("G21", "G90", "G93", "G1")]
+    i = expected.index(after[0])
+    assert i <= j and j - i <= 4 and after == expected[i:]
+
+
+def test_resume_refuses_other_program_and_finished_job(write_program, controller, tmp_path):
+    prog, _ = write_program(30)
+    c = controller("grbl", time_scale=300)
+    s = stream_program(prog, c.port, journal=tmp_path / "j.jsonl", **QUIET)
+    assert s.ok
+    with pytest.raises(UserError, match="finished"):
+        stream_program(prog, c.port, resume=tmp_path / "j.jsonl", **QUIET)
+    other, _ = write_program(31, name="other.gcode")
+    with pytest.raises(UserError, match="different program"):
+        stream_program(other, c.port, resume=tmp_path / "j.jsonl", **QUIET)
