@@ -55,9 +55,9 @@ def check_robot(robot: RobotProfile) -> None:
     """Range checks a schema cannot express; raises UserError naming the field."""
     where = f"robot profile '{robot.name}'"
     for j in robot.joints:
-        if j.max_deg - j.min_deg > 720.0 + 1e-9:
-            raise UserError(f"{where}: joint {j.name} spans {j.max_deg - j.min_deg:g} deg; "
-                            "at most 720 (two turns) is supported")
+        if j.max_deg - j.min_deg > 1080.0 + 1e-9 or max(abs(j.min_deg), abs(j.max_deg)) > 720:
+            raise UserError(f"{where}: joint {j.name} range {j.min_deg:g}..{j.max_deg:g} deg "
+                            "is out of range (at most 1080 deg wide, within +/-720)")
         if abs(j.offset_deg) > 360.0:
             raise UserError(f"{where}: joint {j.name} offset_deg {j.offset_deg:g} is beyond "
                             "+/-360")

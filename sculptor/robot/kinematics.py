@@ -475,3 +475,28 @@ def ik_numeric(robot: RobotProfile, base_from_flange, seed_rad, *, iters: int = 
     conv = (np.linalg.norm(err[:, :3], axis=1) < 1e-6) & (np.linalg.norm(err[:, 3:], axis=1)
                                                           < 1e-9)
     return to_controller(robot, q), conv
+
+
+# ----------------------------------------------------------------------------- configuration
+def elbow_straight_kin(robot: RobotProfile) -> float:
+    if robot.kinematics == "opw":
+        return -math.atan2(robot.opw.a2_mm, robot.opw.c3_mm)
+    return 0.0
+
+
+def arm_config_bits(robot: RobotProfile, joints_rad: np.ndarray) -> np.ndarray:
+    """(n, 6) controller joints -> (n, 3) bools [wrist behind axis 1, elbow 'backward'
+    (KUKA status bit 1 inverted), kinematic A5 < 0]; the common ground of KUKA status
+    and ABB cfx."""
+    q = to_kinematic(robot, joints_rad)
+    if robot.kinematics == "opw":
+        p = robot.opw
+        k = math.hypot(p.a2_mm, p.c3_mm)
+        psi3 = math.atan2(p.a2_mm, p.c3_mm)
+        cx1 = p.c2_mm * np.sin(q[:, 1]) + k * np.sin(q[:, 1] + q[:, 2] + psi3) + p.a1_mm
+        behind = cx1 < 0
+    else:
+        behind = np.zeros(len(q), bool)
+    backward = (q[:, 2] - elbow_straight_kin(robot)) < 0
+    neg5 = q[:, 4] < 0
+    return np.stack([behind, backward, neg5], 1)

@@ -35,7 +35,7 @@ from sculptor.artifacts.toolpath import MoveKind, Toolpath
 from sculptor.errors import UserError
 from sculptor.profiles import CellProfile, GougeTool, RobotProfile
 from sculptor.robot.cell import RobotCell, inv_rigid, resolve_tool, rz, tool_matrix
-from sculptor.robot.kinematics import fk, ik, nearest_turn, to_kinematic
+from sculptor.robot.kinematics import arm_config_bits, fk, ik, nearest_turn, to_kinematic
 
 BIG = 1.0e6  # cost of an infeasible point: the DP minimises their number first
 JOINT_NAMES_FALLBACK = ("A1", "A2", "A3", "A4", "A5", "A6")
@@ -150,6 +150,13 @@ class _Checker:
         wr = np.clip(1.0 - s5 / math.sin(min(3 * self.a5_margin_rad, math.pi / 2)), 0, None)
         return 0.05 * lim_pen + 0.05 * wr ** 2
 
+    def branch_cost(self, q_ctrl: np.ndarray) -> np.ndarray:
+        """(..., 6) -> (...,): prefer the usual arm configuration (wrist centre in front
+        of axis 1, elbow up) where the path allows it."""
+        flat = np.where(np.isfinite(q_ctrl), q_ctrl, 0.0).reshape(-1, 6)
+        bits = arm_config_bits(self.robot, flat).reshape(q_ctrl.shape[:-1] + (3,))
+        return 0.5 * bits[..., 0] + 0.1 * bits[..., 1]
+
     def motion_cost(self, dq: np.ndarray) -> np.ndarray:
         """(..., 6) joint steps (controller) -> (...,) seconds at max speed (L1 + max)."""
         dq = np.where(self.wide, np.remainder(dq + math.pi, 2 * math.pi) - math.pi, dq)
@@ -231,7 +238,8 @@ def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, ki
             th = table_rad[c0:c1, None] + fr.table[None]
             tbad = (th < tlo) | (th > thi)
             code = np.where((code == 0) & tbad[..., None], 7, code)
-        unary = np.where(code == 0, 0.0, BIG) + checker.soft_cost(sol) + pref[None, :, None]
+        unary = (np.where(code == 0, 0.0, BIG) + checker.soft_cost(sol) + pref[None, :, None]
+                 + checker.branch_cost(sol))
         for i in range(c1 - c0):
             gi = c0 + i
             q_ik = sol[i]  # (K, 8, 6), each joint at the turn nearest zero
