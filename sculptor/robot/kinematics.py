@@ -208,6 +208,7 @@ def ik(robot: RobotProfile, base_from_flange) -> tuple[np.ndarray, np.ndarray]:
     """
     t = _as_poses(base_from_flange)
     q = _opw_ik(robot, t) if robot.kinematics == "opw" else _ur_ik(robot, t)
+    q = np.where(np.all(np.isfinite(q), -1, keepdims=True), q, np.nan)
     sol = to_controller(robot, q)
     return bring_into_limits(robot, sol)
 
