@@ -241,7 +241,9 @@ def sdf_grid(sdf: PieceSdf, mesh: trimesh.Trimesh, res: int) -> tuple[np.ndarray
     m = [(a >= l) & (a <= u) for a, l, u in zip(axes, lo, hi)]
     mask = m[0][:, None, None] & m[1][None, :, None] & m[2][None, None, :]
     vals = sdf.eval_grid(*axes, mask)
-    vals = np.where(mask, vals, trunc).astype(np.float32)
+    # beyond the mask the distance exceeds trunc + vox: every neighbour of a point in the
+    # band |d| < trunc is evaluated, so the central differences there are true ones
+    vals = np.where(mask, vals, trunc + 2 * vox).astype(np.float64)
     g = np.gradient(vals, vox)
     gn = np.sqrt(g[0] ** 2 + g[1] ** 2 + g[2] ** 2)
     near = np.abs(vals) < trunc
