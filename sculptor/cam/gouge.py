@@ -1,0 +1,291 @@
+"""Gouge finishing: strokes along the surface, the way the artist carves.
+
+For each band (see bands.py) rays are cast at the surface along -f_k on a grid of columns
+(u, across, ``spacing`` apart) and rows (w, along, ``row_mm`` apart). Each column's visible
+hits that belong to the band form curves on the surface; they are cut where the surface
+jumps and where the grain rule changes side, then into strokes of at most
+``max_stroke_length_mm`` (shorter than ``min_stroke_length_mm``: left, reported).
+
+Grain rule ("downhill"): for grain g, stroke direction d and outward normal n the fibres
+ahead of the edge must run out of the wood, (g.d)(g.n) >= 0: cutting with the grain or
+across it, never against it.
+
+Stroke spacing from the edge arc and the scallop: a stroke leaves a channel whose section
+is the edge arc seen at the rake, radius r / cos(rake); neighbours s apart leave cusps of
+h = r_e - sqrt(r_e^2 - s^2/4), so s = 2 sqrt(2 r_e h - h^2) (capped at 0.8 x the width).
+
+Every stroke point is checked with the whole gouge: edge and bevel points must not be
+inside the design by more than 0.02 mm (signed distance), shank and holder surface points
+must be outside it. Where the edge would dig in, the rake is raised (as a carver lifts the
+handle in a hollow); if no rake up to 70 deg clears it, the stroke is lifted off the
+surface there (<= 1 mm, counted as material left) or split and the spot reported as
+unreachable. Where the roughing left more than the chip depth, outer layers of the same
+stroke are cut first, each at most ``max_chip_depth_mm`` deep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sculptor.artifacts.toolpath import MoveKind, Pass
+from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline
+from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
+    to_piece
+from sculptor.profiles import GougeTool
+
+MAX_LIFT_MM = 1.0
+MAX_LAYERS = 8
+
+
+def stroke_spacing(tool: GougeTool, scallop_mm: float) -> float:
+    r = tool.edge_arc_radius_mm / math.cos(math.radians(tool.rake_angle_deg))
+    h = min(scallop_mm, r)
+    return min(2 * math.sqrt(max(2 * r * h - h * h, 1e-9)), 0.8 * tool.width_mm)
+
+
+@dataclass
+class Stroke:
+    points: np.ndarray   # (m, 3) TCP on the design surface, in cutting order
+    normals: np.ndarray  # (m, 3)
+    band: int
+
+
+def surface_columns(query, bands, k: int, spacing: float, row_mm: float, reach_mm: float):
+    """Cast the band's ray grid. Returns (P (nc, nr, 3), N (nc, nr, 3), ok (nc, nr))."""
+    R = bands.frame(k)
+    lo = np.min(query.vertices @ R.T, axis=0)
+    hi = np.max(query.vertices @ R.T, axis=0)
+    us = np.arange(lo[0] + spacing / 2, hi[0], spacing)
+    ws = np.arange(lo[1] + row_mm / 2, hi[1], row_mm)
+    uu, ww = np.meshgrid(us, ws, indexing="ij")
+    org = (uu[..., None] * R[0] + ww[..., None] * R[1] + (hi[2] + 10.0) * R[2]).reshape(-1, 3)
+    t, P, N = query.cast(org, -R[2])
+    f = R[2]
+    ok = np.isfinite(t) & (bands.assign(N) == k) & (N @ f > 0.2)
+    shape = (len(us), len(ws))
+    return P.reshape(*shape, 3), N.reshape(*shape, 3), ok.reshape(shape), R
+
+
+def _split_runs(ok: np.ndarray, P: np.ndarray, jump_mm: float) -> list[tuple[int, int]]:
+    runs = []
+    i, n = 0, len(ok)
+    while i < n:
+        if not ok[i]:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and ok[j] and np.linalg.norm(P[j] - P[j - 1]) < jump_mm:
+            j += 1
+        runs.append((i, j))
+        i = j
+    return runs
+
+
+def _grain_segments(P, N, g, default_sign: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split a surface curve (ascending order) by the grain rule; return (points, normals)
+    in cutting order."""
+    m = len(P)
+    if m < 2:
+        return []
+    t = np.gradient(P, axis=0)
+    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    prod = (t @ g) * (N @ g)
+    lab = np.where(prod > 0.02, 1, np.where(prod < -0.02, -1, 0))
+    segs, start, cur = [], 0, 0
+    for i in range(m):
+        if lab[i] != 0 and cur != 0 and lab[i] != cur:
+            segs.append((start, i, cur))
+            start, cur = i, lab[i]
+        elif lab[i] != 0:
+            cur = lab[i]
+    segs.append((start, m, cur))
+    out = []
+    for a, b, c in segs:
+        if b - a < 2:
+            continue
+        sign = c if c != 0 else default_sign
+        p, n = P[a:b], N[a:b]
+        if sign < 0:
+            p, n = p[::-1], n[::-1]
+        out.append((p, n))
+    return out
+
+
+def plan_strokes(query, bands, tool: GougeTool, grain: np.ndarray, spacing: float,
+                 row_mm: float, step_mm: float, on_band=None):
+    """Strokes for every band, and the surface area left (too short / facing down)."""
+    strokes: list[Stroke] = []
+    short_mm2 = 0.0
+    reach = 0.0
+    for k in range(len(bands)):
+        # the grid is tighter than the spacing by the band's half width (cusps stay <= h)
+        half = math.pi / bands.n_side if k < bands.n_side else math.acos(bands.top_cos)
+        sp = spacing * math.cos(half)
+        P, N, ok, R = surface_columns(query, bands, k, sp, row_mm, reach)
+        default = -1 if k < bands.n_side else 1
+        for c in range(P.shape[0]):
+            for a, b in _split_runs(ok[c], P[c], jump_mm=max(4 * row_mm, 6.0)):
+                for p, n in _grain_segments(P[c, a:b], N[c, a:b], grain, default):
+                    pn = resample_polyline(np.hstack([p, n]), step_mm)
+                    p2 = pn[:, :3]
+                    n2 = pn[:, 3:] / np.maximum(np.linalg.norm(pn[:, 3:], axis=1,
+                                                               keepdims=True), 1e-12)
+                    L = float(np.sum(np.linalg.norm(np.diff(p2, axis=0), axis=1)))
+                    if L < tool.min_stroke_length_mm:
+                        short_mm2 += L * sp
+                        continue
+                    npieces = int(math.ceil(L / tool.max_stroke_length_mm))
+                    cuts = np.linspace(0, len(p2) - 1, npieces + 1).round().astype(int)
+                    for i0, i1 in zip(cuts[:-1], cuts[1:]):
+                        strokes.append(Stroke(p2[i0:i1 + 1], n2[i0:i1 + 1], k))
+        if on_band:
+            on_band()
+    return strokes, short_mm2
+
+
+def _tangents(P: np.ndarray) -> np.ndarray:
+    d = np.gradient(P, axis=0) if len(P) > 1 else np.array([[1.0, 0, 0]])
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+
+
+def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
+    """Gouge-free pose for every stroke point.
+
+    Returns (pos (m, 3), frames (m, 3, 3), rake_rad (m,), lift (m,), ok (m,) bool,
+    worst_penetration (m,)): the TCP (lifted along n if needed), its frame, and whether the
+    point can be cut without the tool's cutting shape entering the design by more than
+    the tolerance and without shank/holder touching it."""
+    m = len(P)
+    d = _tangents(P)
+    base = math.radians(tool.rake_angle_deg)
+    rake = np.full(m, base)
+    frames = gouge_frames(d, N, rake)
+    pen = -query.signed_distance(to_piece(P, frames, cut_local).reshape(-1, 3)
+                                 ).reshape(m, -1).min(1)
+    for extra in (10.0, 20.0, 30.0, 45.0):
+        bad = pen > GOUGE_TOL_MM
+        if not bad.any():
+            break
+        a = min(base + math.radians(extra), math.radians(70.0))
+        fr = gouge_frames(d[bad], N[bad], a)
+        pb = -query.signed_distance(to_piece(P[bad], fr, cut_local).reshape(-1, 3)
+                                    ).reshape(bad.sum(), -1).min(1)
+        better = pb < pen[bad]
+        idx = np.flatnonzero(bad)[better]
+        frames[idx], rake[idx], pen[idx] = fr[better], a, pb[better]
+    lift = np.where(pen > GOUGE_TOL_MM, pen + 0.005, 0.0)
+    pos = P + N * lift[:, None]
+    ok = lift <= MAX_LIFT_MM
+    if lift.any():  # re-check the lifted poses exactly
+        li = np.flatnonzero(lift > 0)
+        pl = -query.signed_distance(to_piece(pos[li], frames[li], cut_local).reshape(-1, 3)
+                                    ).reshape(len(li), -1).min(1)
+        pen[li] = pl
+        ok[li] &= pl <= GOUGE_TOL_MM
+    body = query.inside(to_piece(pos, frames, body_local).reshape(-1, 3)).reshape(m, -1)
+    ok &= ~body.any(1)
+    return pos, frames, rake, lift, ok, pen
+
+
+def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
+                  progress=None) -> tuple[list[Pass], dict]:
+    """Check every stroke, add outer layers where the stock is deeper than the chip depth,
+    and emit one pass per band. Returns (passes, report)."""
+    cut_local = gouge_cutting_points(tool)
+    body_local = gouge_body_points(tool)
+    report = {"max_gouge_mm": 0.0, "lifted_points": 0, "max_lift_mm": 0.0,
+              "unreachable_points": [], "max_chip_depth_mm": 0.0, "extra_layers": 0,
+              "rest_over_layers_mm": 0.0, "raised_rake_points": 0}
+    by_band: dict[int, list] = {}
+    for s in strokes:
+        pos, fr, rake, lift, ok, pen = check_stroke(query, tool, s.points, s.normals,
+                                                    cut_local, body_local)
+        report["raised_rake_points"] += int(np.sum(rake > math.radians(tool.rake_angle_deg)
+                                                   + 1e-9))
+        if (~ok).any():
+            report["unreachable_points"].extend(s.points[~ok].tolist())
+        # split at unreachable points
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(idx) > 1) + 1
+        for part in np.split(idx, breaks):
+            if len(part) < 2:
+                continue
+            L = float(np.sum(np.linalg.norm(np.diff(pos[part], axis=0), axis=1)))
+            if L < tool.min_stroke_length_mm * 0.5:
+                report["unreachable_points"].extend(s.points[part].tolist())
+                continue
+            report["max_gouge_mm"] = max(report["max_gouge_mm"], float(max(pen[part].max(),
+                                                                          0.0)))
+            report["lifted_points"] += int(np.sum(lift[part] > 0))
+            report["max_lift_mm"] = max(report["max_lift_mm"], float(lift[part].max()))
+            by_band.setdefault(s.band, []).append((pos[part], fr[part], s.normals[part]))
+        if progress:
+            progress()
+    passes = []
+    chip = tool.max_chip_depth_mm
+    for k in sorted(by_band):
+        items = by_band[k]
+        ml = MoveList()
+        theta = bands.turntable(k)
+        f = bands.direction(k)
+        n_strokes = 0
+        prev = None
+        # rest stock over the design at every stroke point (after roughing)
+        allp = np.concatenate([it[0] for it in items])
+        alln = np.concatenate([it[2] for it in items])
+        thick = stock_model.thickness_along(allp, alln, max_mm=chip * MAX_LAYERS + 2)
+        off = 0
+        for pos, fr, nrm in items:
+            t = thick[off:off + len(pos)]
+            off += len(pos)
+            depth = float(t.max())
+            layers = max(1, int(math.ceil(depth / chip - 1e-6)))
+            if layers > MAX_LAYERS:
+                report["rest_over_layers_mm"] = max(report["rest_over_layers_mm"],
+                                                    depth - chip * MAX_LAYERS)
+                layers = MAX_LAYERS
+            report["extra_layers"] += layers - 1
+            report["max_chip_depth_mm"] = max(report["max_chip_depth_mm"],
+                                              min(depth, chip * layers) / layers)
+            for j in reversed(range(layers)):
+                off_mm = depth * j / layers
+                lp = pos + nrm * off_mm
+                prev = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev)
+                n_strokes += 1
+        if prev is not None:
+            out = prev + f * 40.0
+            ml.add(out[None], ml.last()[1], tool.feed_mm_s, MoveKind.RAPID, theta)
+        passes.append(ml.to_pass(
+            name=f"finish-{bands.names[k]}", operation="finish", strategy="gouge-strokes",
+            tool_id=tool.name, setup_turntable_deg=math.degrees(theta),
+            stats={"strokes": n_strokes, "band": bands.names[k]}))
+    return passes, report
+
+
+def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, prev):
+    d0 = fr[0][:, 2]  # tool z ~ cutting direction
+    lead_hi = pos[0] + nrm[0] * 6.0 - _tangent(pos, 0) * 6.0
+    if prev is not None:
+        seg = np.linspace(prev, lead_hi, max(2, int(np.linalg.norm(lead_hi - prev) / 4) + 2))
+        if query.near_distance(seg, 4.0).min() < 4.0:  # go round: out along f and back in
+            ml.add(np.array([prev + f * 40.0, lead_hi + f * 40.0]), fr[0], tool.feed_mm_s,
+                   MoveKind.RAPID, theta)
+    ml.add(lead_hi[None], fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
+    ml.add(pos[:1], fr[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE, theta)
+    ml.add(pos[1:], fr[1:], tool.feed_mm_s, MoveKind.CUT, theta)
+    out = pos[-1] + nrm[-1] * 5.0 + _tangent(pos, -1) * 4.0
+    ml.add(out[None], fr[-1], tool.feed_mm_s, MoveKind.RETRACT, theta)
+    del d0
+    return out
+
+
+def _tangent(pos, i):
+    if len(pos) < 2:
+        return np.zeros(3)
+    d = pos[1] - pos[0] if i == 0 else pos[-1] - pos[-2]
+    return d / max(np.linalg.norm(d), 1e-12)

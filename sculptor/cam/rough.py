@@ -1,0 +1,365 @@
+"""Roughing in the round: indexed turntable setups, each cleared level by level.
+
+A *setup* is an approach direction f (piece frame; the tool moves along -f) and the
+turntable angle that turns f towards the robot. In the setup frame (u, v, h) =
+``setup_from_piece @ p``, the exact drop-cutter (tool + holder, offset by the allowance)
+gives the lowest tip height CL(u, v) that leaves the allowance on the design. Levels are
+cut from the outside in, ``stepdown`` apart; at level L the tool centre may go where
+CL < L + stepdown and there is stock within reach (rest roughing: the voxel stock model
+says what earlier setups left); the tip follows max(L, CL), so no terraces are left.
+Paths on a level are contour-parallel: iso-lines of the distance to the region's edge
+(one step-over apart), simplified with shapely, entered by a ramp (helix on short loops).
+Setups are picked greedily from candidate angles (every 30 deg, tilted towards the robot,
+plus the top) by the stock volume each would remove, at least ``min_setups`` of them.
+A gouge as roughing tool cuts the same level regions with parallel strokes, chip depth
+``max_chip_depth_mm`` per level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from sculptor.artifacts.toolpath import MoveKind, Pass
+from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
+from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline, rotary_frame, \
+    turntable_for_facing
+from sculptor.profiles import GougeTool, RotaryTool
+
+RAMP_ANGLE_DEG = 4.0
+CLEAR_MM = 3.0
+
+
+@dataclass
+class Setup:
+    name: str
+    f: np.ndarray
+    turntable_rad: float
+    setup_from_piece: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.f = np.asarray(self.f, float) / np.linalg.norm(self.f)
+        self.setup_from_piece = frame_from_direction(self.f)
+
+
+def side_setup(theta_rad: float, tilt_rad: float, robot_dir=(-1.0, 0.0, 0.0)) -> Setup:
+    """Setup with the turntable at theta; the tool comes from the robot side, tilted down
+    by ``tilt_rad`` (f points from the piece towards the tool)."""
+    rd = np.asarray(robot_dir, float)
+    rd = rd / np.linalg.norm(rd[:2])
+    fw = np.array([rd[0] * math.cos(tilt_rad), rd[1] * math.cos(tilt_rad), math.sin(tilt_rad)])
+    c, s = math.cos(-theta_rad), math.sin(-theta_rad)
+    f = np.array([c * fw[0] - s * fw[1], s * fw[0] + c * fw[1], fw[2]])
+    return Setup(f"side{math.degrees(theta_rad) % 360:.0f}", f, theta_rad)
+
+
+def top_setup(turntable_rad: float = 0.0) -> Setup:
+    return Setup("top", np.array([0.0, 0.0, 1.0]), turntable_rad)
+
+
+def tool_cutter(tool, extra_mm: float = 0.0) -> Cutter:
+    """The tip shape of a tool grown by ``extra_mm`` (a gouge counts as a flat disk as
+    wide as its edge)."""
+    if isinstance(tool, GougeTool):
+        return Cutter("flat", tool.width_mm / 2 + extra_mm, 0.0)
+    r = tool.radius_mm + extra_mm
+    if tool.kind == "ball":
+        return Cutter("ball", r, r)
+    if tool.kind == "flat":
+        return Cutter("flat", r, 0.0)
+    return Cutter("bull", r, tool.corner_radius_mm + extra_mm)
+
+
+def setup_cl(design, setup: Setup, tool, xs, ys, allowance_mm: float) -> np.ndarray:
+    """(ny, nx) lowest tip heights in the setup frame: the cutter keeps ``allowance_mm``
+    from the design and the holder (a disk of its diameter, ``length_mm`` above the tip)
+    stays clear of it. -inf where nothing is under the tool."""
+    v = design.vertices @ setup.setup_from_piece.T
+    f = design.faces
+    cl = drop_cutter(v, f, tool_cutter(tool, allowance_mm), xs, ys, design.edges)
+    cl = cl + allowance_mm
+    hold = drop_cutter(v, f, Cutter("flat", tool.holder.diameter_mm / 2 + 2.0), xs, ys,
+                       design.edges) - tool.length_mm
+    return np.maximum(cl, hold)
+
+
+def table_clamp(cl: np.ndarray, setup_from_piece: np.ndarray, xs, ys, z_min_mm: float
+                ) -> np.ndarray:
+    """Raise CL so the tip stays ``z_min_mm`` above the table (piece z = 0); cells where
+    no tip height does (a horizontal tool below the table) get +inf."""
+    R = setup_from_piece
+    uu, vv = np.meshgrid(xs, ys)
+    base = uu * R[0, 2] + vv * R[1, 2]
+    if R[2, 2] > 1e-6:
+        return np.maximum(cl, (z_min_mm - base) / R[2, 2])
+    return np.where(base >= z_min_mm, cl, np.inf)
+
+
+class Roughing:
+    """Plans roughing setups on a StockModel (updated as setups are planned)."""
+
+    def __init__(self, design, stock_model, tool, *, allowance_mm: float, grid_mm: float,
+                 simplify_mm: float, robot_dir=(-1.0, 0.0, 0.0)):
+        self.design = design
+        self.stock = stock_model
+        self.tool = tool
+        self.allowance = allowance_mm
+        self.g = grid_mm
+        self.simplify = simplify_mm
+        self.robot_dir = robot_dir
+        self.is_gouge = isinstance(tool, GougeTool)
+        if self.is_gouge:
+            self.stepdown = tool.max_chip_depth_mm
+            self.stepover = 0.6 * tool.width_mm
+            self.radius = tool.width_mm / 2
+        else:
+            self.stepdown = tool.max_stepdown_mm
+            self.stepover = 0.6 * tool.diameter_mm
+            self.radius = tool.radius_mm
+        self._cache: dict[str, tuple] = {}
+
+    # ------------------------------------------------------------------ grids and CL
+    def _grid(self, setup: Setup):
+        c = self.stock.centers @ setup.setup_from_piece.T
+        pad = self.radius + 2 * self.g
+        lo = c[:, :2].min(0) - pad
+        hi = c[:, :2].max(0) + pad
+        xs = np.arange(lo[0], hi[0] + self.g, self.g)
+        ys = np.arange(lo[1], hi[1] + self.g, self.g)
+        return xs, ys
+
+    def cl(self, setup: Setup):
+        if setup.name not in self._cache:
+            xs, ys = self._grid(setup)
+            cl = setup_cl(self.design, setup, self.tool, xs, ys, self.allowance)
+            cl = table_clamp(cl, setup.setup_from_piece, xs, ys, self.radius + 1.0)
+            self._cache[setup.name] = (xs, ys, cl)
+        return self._cache[setup.name]
+
+    def gain(self, setup: Setup) -> int:
+        xs, ys, cl = self.cl(setup)
+        return len(self.stock.removable(setup.setup_from_piece, xs, ys, cl))
+
+    def choose(self, candidates: list[Setup], min_setups: int, max_setups: int,
+               min_gain_frac: float = 0.01, on_step=None) -> list[Setup]:
+        """Greedy: the candidate removing most of what is left, until ``min_setups`` are
+        chosen and the next would remove < ``min_gain_frac`` of the initial stock.
+        The stock model is not changed (planning updates it)."""
+        saved = self.stock.material.copy()
+        chosen: list[Setup] = []
+        taken: set[int] = set()
+        total = max(self.stock.initial_count, 1)
+        try:
+            while len(chosen) < max_setups:
+                gains = [(self.gain(s), i) for i, s in enumerate(candidates)
+                         if i not in taken]
+                if not gains:
+                    break
+                g, i = max(gains)
+                if len(chosen) >= min_setups and g < min_gain_frac * total:
+                    break
+                s = candidates[i]
+                chosen.append(s)
+                taken.add(i)
+                xs, ys, cl = self.cl(s)
+                self.stock.remove(self.stock.removable(s.setup_from_piece, xs, ys, cl))
+                if on_step:
+                    on_step()
+        finally:
+            self.stock.material[:] = saved
+        return chosen
+
+    # ------------------------------------------------------------------ one setup
+    def plan_setup(self, setup: Setup, index: int) -> Pass:
+        xs, ys, cl = self.cl(setup)
+        R = setup.setup_from_piece
+        ny, nx = cl.shape
+        cell, h, vi = self.stock.column_heights(R, xs, ys)
+        fl = cl.reshape(-1)[cell]
+        rem = h > fl + self.stock.voxel_mm * 0.5
+        cell, h, vi = cell[rem], h[rem], vi[rem]
+        ml = MoveList()
+        stats = {"levels": 0, "loops": 0, "strokes": 0, "stock_removed_mm3": 0.0}
+        if len(h) == 0:
+            return ml.to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
+                              strategy=self._strategy(setup), tool_id=self.tool.name,
+                              setup_turntable_deg=math.degrees(setup.turntable_rad),
+                              stats=stats)
+        top = float(h.max()) + self.stock.voxel_mm / 2
+        clear_h = top + 20.0
+        safe_cl = ndimage.maximum_filter(np.where(np.isfinite(cl), cl, -1e9), size=3)
+        floor_min = float(fl[rem].min())
+        levels = []
+        L = top - self.stepdown
+        while True:
+            levels.append(max(L, floor_min))
+            if L <= floor_min:
+                break
+            L -= self.stepdown
+        rad_cells = self.radius / self.g
+        yy, xx = np.mgrid[-math.ceil(rad_cells):math.ceil(rad_cells) + 1,
+                          -math.ceil(rad_cells):math.ceil(rad_cells) + 1]
+        disk = (xx ** 2 + yy ** 2) <= rad_cells ** 2
+        state = {"pos": None}
+        for L in levels:
+            mat = np.zeros(ny * nx, bool)
+            mat[cell[h > L]] = True
+            mat = mat.reshape(ny, nx)
+            if not mat.any():
+                continue
+            region = ndimage.binary_dilation(mat, structure=disk) & (cl < L + self.stepdown)
+            if not region.any():
+                continue
+            stats["levels"] += 1
+            if self.is_gouge:
+                n = self._gouge_level(ml, setup, xs, ys, region, L, safe_cl, clear_h, state)
+                stats["strokes"] += n
+            else:
+                n = self._contour_level(ml, setup, xs, ys, region, L, safe_cl, clear_h, state)
+                stats["loops"] += n
+        if len(ml):
+            p, fr = ml.last()
+            hh = (p @ R.T)[2]
+            ml.add(np.array([[*(p @ R.T)[:2], max(hh, clear_h)]]) @ R, fr,
+                   self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
+        removed = self.stock.remove(vi)
+        stats["stock_removed_mm3"] = removed * self.stock.voxel_mm ** 3
+        return ml.to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
+                          strategy=self._strategy(setup), tool_id=self.tool.name,
+                          setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats)
+
+    def _strategy(self, setup: Setup) -> str:
+        base = "zlevel" if setup.name == "top" else "indexed-side"
+        return base + ("-gouge-strokes" if self.is_gouge else "-contour")
+
+    def _heights(self, uv: np.ndarray, xs, ys, safe_cl, L: float) -> np.ndarray:
+        ix = (uv[:, 0] - xs[0]) / self.g
+        iy = (uv[:, 1] - ys[0]) / self.g
+        c = ndimage.map_coordinates(safe_cl, [iy, ix], order=1, mode="nearest")
+        return np.maximum(L, c)
+
+    def _travel(self, ml, setup, xs, ys, safe_cl, clear_h, a_uvh, b_uv, b_h0, frame):
+        """Retract from a (u, v, h), travel above everything in between, plunge to b."""
+        R = setup.setup_from_piece
+        seg = np.linspace(a_uvh[:2], b_uv, max(2, int(np.linalg.norm(b_uv - a_uvh[:2]) /
+                                                      self.g) + 2))
+        ix = np.clip(np.rint((seg[:, 0] - xs[0]) / self.g).astype(int), 0, len(xs) - 1)
+        iy = np.clip(np.rint((seg[:, 1] - ys[0]) / self.g).astype(int), 0, len(ys) - 1)
+        over = float(np.max(safe_cl[iy, ix]))
+        th = min(max(over, a_uvh[2], b_h0) + CLEAR_MM + self.radius, clear_h)
+        pts = np.array([[a_uvh[0], a_uvh[1], th], [b_uv[0], b_uv[1], th]])
+        ml.add(pts[:1] @ R, frame, self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
+        ml.add(pts[1:] @ R, frame, self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+
+    def _contour_level(self, ml, setup, xs, ys, region, L, safe_cl, clear_h, state) -> int:
+        from shapely.geometry import LinearRing
+        from skimage import measure
+
+        R = setup.setup_from_piece
+        frame = rotary_frame(setup.f, R[0])
+        dist = ndimage.distance_transform_edt(np.pad(region, 1)) * self.g
+        dmax = float(dist.max())
+        ds = [self.g * 0.5]
+        while ds[-1] + self.stepover < dmax:
+            ds.append(ds[-1] + self.stepover)
+        loops = []
+        for d in reversed(ds):  # inside out; the last loop is the wall of the level
+            for c in measure.find_contours(dist, d):
+                if len(c) < 4:
+                    continue
+                uv = np.stack([xs[0] + (c[:, 1] - 1) * self.g, ys[0] + (c[:, 0] - 1) * self.g],
+                              axis=1)
+                ring = LinearRing(uv).simplify(self.simplify)
+                pts = np.asarray(ring.coords)
+                if len(pts) < 3:
+                    continue
+                loops.append(pts)
+        ramp = self.stepdown / math.tan(math.radians(RAMP_ANGLE_DEG))
+        for pts in loops:
+            pts = pts[:-1] if np.allclose(pts[0], pts[-1]) else pts
+            seg = np.linalg.norm(np.diff(np.vstack([pts, pts[:1]]), axis=0), axis=1)
+            per = float(seg.sum())
+            if per <= 0:
+                continue
+            turns = int(math.ceil(ramp / per)) + 1
+            path = np.vstack([np.vstack([pts] * turns), pts[:1]])
+            path = resample_polyline(path, max(self.g, 1.0)) if per < 4 * self.g else path
+            s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0),
+                                                                axis=1))])
+            keep = s <= ramp + per + 1e-6
+            path, s = path[keep], s[keep]
+            hgt = self._heights(path, xs, ys, safe_cl, L)
+            hgt = hgt + self.stepdown * np.clip(1 - s / ramp, 0, 1)
+            start = np.array([path[0, 0], path[0, 1], hgt[0]])
+            if state["pos"] is None:
+                ml.add(np.array([[start[0], start[1], clear_h]]) @ R, frame,
+                       self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+            else:
+                self._travel(ml, setup, xs, ys, safe_cl, clear_h, state["pos"], start[:2],
+                             start[2], frame)
+            ml.add(start[None] @ R, frame, self.tool.plunge_feed_mm_s, MoveKind.PLUNGE,
+                   setup.turntable_rad)
+            uvh = np.column_stack([path[1:], hgt[1:]])
+            ml.add(uvh @ R, frame, self.tool.feed_mm_s, MoveKind.CUT, setup.turntable_rad)
+            state["pos"] = uvh[-1]
+        return len(loops)
+
+    def _gouge_level(self, ml, setup, xs, ys, region, L, safe_cl, clear_h, state) -> int:
+        tool: GougeTool = self.tool  # type: ignore[assignment]
+        R = setup.setup_from_piece
+        n_out = setup.f
+        d_dir = -R[1]  # strokes along -v (down for side setups)
+        step = max(self.g, 2.0)
+        nstrokes = 0
+        cols = np.arange(xs[0], xs[-1], self.stepover)
+        for u in cols:
+            ix = int(round((u - xs[0]) / self.g))
+            col = region[:, ix]
+            if not col.any():
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], col.astype(int), [0]])))
+            for a, b in zip(edges[::2], edges[1::2]):
+                v_hi, v_lo = ys[b - 1], ys[a]
+                length = v_hi - v_lo
+                if length < tool.min_stroke_length_mm:
+                    continue
+                k = int(math.ceil(length / tool.max_stroke_length_mm))
+                bounds = np.linspace(v_hi, v_lo, k + 1)
+                for s0, s1 in zip(bounds[:-1], bounds[1:]):
+                    vs = np.arange(s0, s1 - 1e-9, -step)
+                    vs = np.append(vs, s1)
+                    uv = np.column_stack([np.full(len(vs), u), vs])
+                    hgt = self._heights(uv, xs, ys, safe_cl, L)
+                    uvh = np.column_stack([uv, hgt])
+                    frames = gouge_frames(np.broadcast_to(d_dir, (len(uvh), 3)),
+                                          np.broadcast_to(n_out, (len(uvh), 3)),
+                                          math.radians(tool.rake_angle_deg))
+                    lead = uvh[0] + np.array([0, 5.0, CLEAR_MM])
+                    if state["pos"] is None:
+                        ml.add(np.array([[lead[0], lead[1], clear_h]]) @ R, frames[0],
+                               tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+                    else:
+                        self._travel(ml, setup, xs, ys, safe_cl, clear_h, state["pos"],
+                                     lead[:2], lead[2], frames[0])
+                    ml.add(lead[None] @ R, frames[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE,
+                           setup.turntable_rad)
+                    ml.add(uvh @ R, frames, tool.feed_mm_s, MoveKind.CUT, setup.turntable_rad)
+                    out = uvh[-1] + np.array([0, -3.0, CLEAR_MM + 2])
+                    ml.add(out[None] @ R, frames[-1], tool.feed_mm_s, MoveKind.RETRACT,
+                           setup.turntable_rad)
+                    state["pos"] = out
+                    nstrokes += 1
+        return nstrokes
+
+
+def candidate_setups(machine: str, tilt_rad: float, step_deg: float = 30.0,
+                     robot_dir=(-1.0, 0.0, 0.0)) -> list[Setup]:
+    if machine == "cnc3":
+        return [top_setup()]
+    out = [top_setup(turntable_for_facing(np.array([1.0, 0, 0]), robot_dir))]
+    for a in np.arange(0.0, 360.0, step_deg):
+        out.append(side_setup(math.radians(a), tilt_rad, robot_dir))
+    return out

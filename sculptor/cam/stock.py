@@ -1,0 +1,91 @@
+"""The remaining stock between setups: a voxel model in the piece frame.
+
+``StockModel.material`` (nx, ny, nz) bool marks voxels of wood still to be removed
+(stock minus design); design voxels are kept in ``design`` and are never removed.
+Removal is done per setup by a "removal surface": in the setup frame (u, v, h = rows of
+``setup_from_piece``), everything in a column above the cutter-location height that the
+setup reached is gone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StockModel:
+    def __init__(self, stock, design_query, voxel_mm: float):
+        lo, hi = stock.bounds
+        self.voxel_mm = float(voxel_mm)
+        n = np.maximum(np.ceil((hi - lo) / voxel_mm).astype(int), 1)
+        self.shape = tuple(int(x) for x in n)
+        self.origin = lo + voxel_mm / 2
+        idx = np.stack(np.meshgrid(*(np.arange(k) for k in n), indexing="ij"), -1)
+        self.centers = (idx.reshape(-1, 3) * voxel_mm + self.origin)
+        inside_stock = stock.inside(self.centers)
+        self.design = design_query.inside(self.centers)
+        self.material = inside_stock & ~self.design
+        self.initial_count = int(self.material.sum())
+
+    @property
+    def volume_mm3(self) -> float:
+        return float(self.material.sum()) * self.voxel_mm ** 3
+
+    def column_heights(self, setup_from_piece: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+        """For every remaining voxel: its grid cell (flat index into (ny, nx)) and height h
+        in the setup frame. Returns (cell (k,), h (k,), voxel index (k,))."""
+        vi = np.flatnonzero(self.material)
+        p = self.centers[vi] @ setup_from_piece.T
+        dx = xs[1] - xs[0] if len(xs) > 1 else 1.0
+        dy = ys[1] - ys[0] if len(ys) > 1 else 1.0
+        ix = np.rint((p[:, 0] - xs[0]) / dx).astype(np.int64)
+        iy = np.rint((p[:, 1] - ys[0]) / dy).astype(np.int64)
+        ok = (ix >= 0) & (ix < len(xs)) & (iy >= 0) & (iy < len(ys))
+        return iy[ok] * len(xs) + ix[ok], p[ok, 2], vi[ok]
+
+    def removable(self, setup_from_piece, xs, ys, floor: np.ndarray) -> np.ndarray:
+        """Indices of remaining voxels above ``floor`` ((ny, nx) tip heights the setup can
+        reach; -inf/inf allowed) in their column."""
+        cell, h, vi = self.column_heights(setup_from_piece, xs, ys)
+        fl = floor.reshape(-1)[cell]
+        return vi[h > fl + self.voxel_mm * 0.5]
+
+    def remove(self, voxel_index: np.ndarray) -> int:
+        n = int(self.material[voxel_index].sum())
+        self.material[voxel_index] = False
+        return n
+
+    def thickness_along(self, points: np.ndarray, normals: np.ndarray, max_mm: float
+                        ) -> np.ndarray:
+        """Depth of remaining stock over each surface point along its outward normal:
+        the largest offset t <= max_mm (step voxel/2) where a material voxel sits, found
+        walking out from the surface while material continues (gaps of one voxel allowed).
+        points, normals : (n, 3). Returns (n,) mm."""
+        step = self.voxel_mm / 2
+        ts = np.arange(step, max_mm + 1e-9, step)
+        out = np.zeros(len(points))
+        alive = np.ones(len(points), bool)
+        miss = np.zeros(len(points), int)
+        n = np.asarray(self.shape)
+        for t in ts:
+            q = points + normals * t
+            ijk = np.floor((q - (self.origin - self.voxel_mm / 2)) / self.voxel_mm).astype(int)
+            ok = np.all((ijk >= 0) & (ijk < n), axis=1)
+            flat = np.zeros(len(q), np.int64)
+            flat[ok] = np.ravel_multi_index(ijk[ok].T, self.shape)
+            mat = ok & self.material[flat]
+            out = np.where(alive & mat, t, out)
+            miss = np.where(mat, 0, miss + 1)
+            alive &= miss <= max(2, int(round(2 * self.voxel_mm / step)))
+        return out
+
+    def material_near(self, points: np.ndarray, radius_mm: float) -> np.ndarray:
+        """(n,) bool: any remaining-material voxel within ``radius_mm`` (+ half a voxel) of
+        each point (for the air-cut share)."""
+        from scipy.spatial import cKDTree
+
+        vi = np.flatnonzero(self.material)
+        if len(vi) == 0 or len(points) == 0:
+            return np.zeros(len(points), bool)
+        tree = cKDTree(self.centers[vi])
+        d, _ = tree.query(points, k=1, distance_upper_bound=radius_mm + self.voxel_mm)
+        return np.isfinite(d)
