@@ -207,26 +207,37 @@ def ik(robot: RobotProfile, base_from_flange) -> tuple[np.ndarray, np.ndarray]:
     limits. Singularity margins are not applied here (see :mod:`sculptor.robot.solver`).
     """
     t = _as_poses(base_from_flange)
+    if len(t) > _CHUNK:  # cache-sized blocks are ~2x faster than one huge batch
+        parts = [ik(robot, t[a:a + _CHUNK]) for a in range(0, len(t), _CHUNK)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     q = _opw_ik(robot, t) if robot.kinematics == "opw" else _ur_ik(robot, t)
-    q = np.where(np.all(np.isfinite(q), -1, keepdims=True), q, np.nan)
-    sol = to_controller(robot, q)
-    return bring_into_limits(robot, sol)
+    sign, off = _sign_offset(robot)
+    q *= sign
+    q += off
+    q[~np.all(np.isfinite(q), -1)] = np.nan
+    return bring_into_limits(robot, q)
+
+
+_CHUNK = 2048
 
 
 def bring_into_limits(robot: RobotProfile, sol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 6) controller angles -> (same, valid): wrap to (-pi, pi], then shift by
-    +/-2 pi (nearest zero first) into the joint limits where possible."""
+    """(..., 6) controller angles -> (same, valid): each joint at its turn nearest zero
+    (wrapped to (-pi, pi], then shifted by whole turns only as far as the limits need)."""
     lim = robot.limits_rad
     lo, hi = lim[:, 0], lim[:, 1]
-    w = np.remainder(sol + math.pi, TWO_PI) - math.pi
-    best = np.full_like(w, np.nan)
-    for turn in (0.0, TWO_PI, -TWO_PI, 2 * TWO_PI, -2 * TWO_PI):
-        cand = w + turn
-        ok = (cand >= lo) & (cand <= hi) & np.isnan(best)
-        best = np.where(ok, cand, best)
-    valid = np.all(np.isfinite(best), axis=-1)
-    best = np.where(np.isfinite(best), best, w)
-    return best, valid
+    w = sol + math.pi
+    np.remainder(w, TWO_PI, out=w)
+    w -= math.pi
+    # allowed whole turns k with lo <= w + 2 pi k <= hi; take the one nearest zero
+    k_lo = np.ceil((lo - w) / TWO_PI)
+    k_hi = np.floor((hi - w) / TWO_PI)
+    ok = k_lo <= k_hi
+    k = np.minimum(np.maximum(0.0, k_lo), k_hi)
+    w += TWO_PI * k
+    with np.errstate(invalid="ignore"):
+        valid = np.all(ok, axis=-1)
+    return w, valid
 
 
 def nearest_turn(robot: RobotProfile, q: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
