@@ -1,10 +1,13 @@
 """The one thread that owns the serial port.
 
 `SerialLink` opens the port (pyserial, exclusive lock), then a single I/O thread writes
-real-time bytes first, queued lines next, and reads whatever arrives, split into lines and
-put on ``rx`` as ``(arrival_time, text)``; ``(time, None, reason)`` means the port is gone.
-Callers never touch the port: `write` / `write_realtime` queue bytes and wake the thread
-through a pipe, so a feed hold reaches the wire within a millisecond or two.
+real-time bytes first, queued lines next, and reads whatever arrives, split into lines.
+During the hand-shake the lines go on ``rx`` as ``(arrival_time, text)``
+(``(time, None, reason)``: the port is gone). While streaming, the runner *attaches* a
+handler that the I/O thread calls with each batch of lines and every few milliseconds, so
+an ``ok`` is turned into the next line without a thread switch. Other threads never touch
+the port: `write` / `write_realtime` queue bytes and wake the I/O thread through a pipe,
+so a feed hold reaches the wire within a millisecond or two.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class SerialLink:
         self.closed_reason: str | None = None
         self.bytes_out = 0
         self.rt_sent: list[tuple[bytes, float]] = []     # (byte, time it hit the wire)
+        self._handler = None
+        self._fd = -1
         self._thread = threading.Thread(target=self._run, name="serial-io", daemon=True)
         self._thread.start()
 
@@ -127,14 +132,37 @@ class SerialLink:
             view = view[n:]
             self.bytes_out += n
 
+    def attach(self, handler) -> None:
+        """Let ``handler`` run inside the I/O thread: ``handler.on_receive(batch, now)``
+        with the lines that arrived (items as on ``rx``), ``handler.on_tick(now)`` at least
+        every 5 ms. It writes with :meth:`write_now`. ``detach`` hands lines back to ``rx``."""
+        self._handler = handler
+        self._wake()
+
+    def detach(self) -> None:
+        self._handler = None
+
+    def write_now(self, data: bytes) -> None:
+        """Write at once; only from inside the I/O thread (a handler)."""
+        self._write_all(self._fd, data)
+
+    def _deliver(self, batch: list[tuple], now: float) -> None:
+        h = self._handler
+        if h is not None:
+            h.on_receive(batch, now)
+        else:
+            for it in batch:
+                self.rx.put(it)
+
     def _run(self) -> None:
         try:
-            fd = self.ser.fileno()
+            fd = self._fd = self.ser.fileno()
         except Exception as e:  # pragma: no cover - URL ports without a descriptor
             self._lost(f"port has no file descriptor ({e})")
             return
         os.set_blocking(fd, False)
         buf = bytearray()
+        last_tick = 0.0
         try:
             while not self._closing:
                 while self._rt:
@@ -143,7 +171,16 @@ class SerialLink:
                     self.rt_sent.append((b, time.monotonic()))
                 while self._tx and not self._rt:
                     self._write_all(fd, self._tx.popleft())
-                r, _, _ = select.select([fd, self._wake_r], [], [], 0.05)
+                h = self._handler
+                if h is not None:
+                    now = time.monotonic()
+                    if now - last_tick >= 0.004:     # on_receive pumps too; tick when quiet
+                        last_tick = now
+                        h.on_tick(now)
+                        if self._rt:
+                            continue
+                r, _, _ = select.select([fd, self._wake_r], [], [],
+                                        0.005 if h is not None else 0.05)
                 if self._wake_r in r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
@@ -157,20 +194,23 @@ class SerialLink:
                         return
                     now = time.monotonic()
                     buf += data
+                    batch: list[tuple] = []
                     while True:
                         j = buf.find(b"\n")
                         if j < 0:
                             break
-                        line = bytes(buf[:j]).rstrip(b"\r").decode("latin-1")
+                        batch.append((now, bytes(buf[:j]).rstrip(b"\r").decode("latin-1")))
                         del buf[:j + 1]
-                        self.rx.put((now, line))
                     if len(buf) > 512:      # no newline in sight: noise, hand it up
-                        self.rx.put((now, bytes(buf).decode("latin-1")))
+                        batch.append((now, bytes(buf).decode("latin-1")))
                         buf.clear()
+                    if batch:
+                        self._deliver(batch, now)
         except OSError as e:
             if not self._closing:
                 self._lost(f"the device went away ({e.strerror or e})")
 
     def _lost(self, why: str) -> None:
         self.closed_reason = why
-        self.rx.put((time.monotonic(), None, why))
+        now = time.monotonic()
+        self._deliver([(now, None, why)], now)

@@ -111,8 +111,9 @@ class Sender:
         ev, self._events = self._events, []
         return ev
 
-    def poll(self, now: float) -> list[Out]:
-        """Bytes to write now (real-time bytes first), and the silence check."""
+    def poll(self, now: float, may_send: bool = True) -> list[Out]:
+        """Bytes to write now (real-time bytes first), and the silence check.
+        ``may_send=False`` holds back program lines this time (the journal is behind)."""
         out = [Out(b, True) for b in self._rt]
         self._rt.clear()
         if self.state in (State.RUNNING, State.HOLDING) and self._waiting():
@@ -122,7 +123,7 @@ class Sender:
                 return out
         if self.state in (State.RUNNING, State.HOLDING, State.FAILED) and not self.finished_idle:
             out += self._queries(now)
-        if self.state == State.RUNNING:
+        if self.state == State.RUNNING and may_send:
             out += self._lines(now)
         return out
 

@@ -65,6 +65,9 @@ _ALARM = re.compile(r"ALARM:(\d+)$")
 _RESEND = re.compile(r"(?:Resend:|rs)\s*N?(\d+)$", re.I)
 
 
+_OK = Response("ok", "ok")
+
+
 def parse_status(text: str) -> Status | None:
     body = text[1:-1].split("|")
     if not body or not body[0]:
@@ -84,6 +87,8 @@ def parse_status(text: str) -> Status | None:
 
 def parse_response(line: str) -> Response:
     """Classify one line received from the controller (without its line ending)."""
+    if line == "ok":
+        return _OK
     t = line.strip()
     if not t:
         return Response("msg", t)

@@ -3,6 +3,8 @@
 Pure functions of the program, the journal and the controller's reported position, so
 the rules are unit-tested without a port:
 
+* the window also reaches ``SYNC_LINES`` past the last journaled "sent" line, because a
+  power cut may lose that many unsynced records (the runner's group commit);
 * lines up to the journal's last ``exec`` checkpoint are executed (grbl: acknowledged and
   drained from the planner, from ``Bf:`` in status reports; ack protocol: acknowledged);
 * the lines after it up to the last one sent were *in flight* at the break: they may or
@@ -24,6 +26,9 @@ from typing import Sequence
 from sculptor.artifacts.journal import JournalEvent
 from sculptor.errors import UserError
 from sculptor.stream.program import Program
+
+
+SYNC_LINES = 256  # "sent" records the runner may hold unsynced (group commit); see runner
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,9 @@ def plan_resume(program: Program, js: JournalState, position: Sequence[float] | 
         # no position report: trust the executed checkpoint; in-flight lines run again
         return plan(e, f"no position report: restarting after the last executed line "
                        f"({js.exec_line or 'none'})")
-    hi = min(s + 1, n)
+    # a power cut can lose the last unsynced "sent" records: look that far past the last
+    # line the journal knows was sent (the earliest match still wins, so this never skips)
+    hi = min(s + 1 + SYNC_LINES, n) if sent_idx else min(SYNC_LINES, n)
     for i in range(e, hi + 1):
         if i < n:
             start = lines[i].start

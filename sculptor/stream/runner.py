@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import queue
 import re
@@ -35,7 +36,7 @@ from sculptor.stream.machine import (RT_RESET, RT_STATUS, Event, GrblSender, Ite
                                      State, make_sender, marlin_frame)
 from sculptor.stream.program import Program, load_program
 from sculptor.stream.responses import Response, parse_response
-from sculptor.stream.resume import JournalState, ResumePlan, plan_resume
+from sculptor.stream.resume import SYNC_LINES, JournalState, ResumePlan, plan_resume
 
 DEFAULT_CONTROLLER = {"grbl": "grbl-6axis", "marlin": "marlin-6axis", "ack": None}
 HANDSHAKE_S = 2.5
@@ -204,15 +205,27 @@ def _ack_handshake(w: _Wire) -> None:
 
 # --------------------------------------------------------------------------- the run
 class Streamer:
-    """Drives one sender over one link; ``hold`` / ``resume`` / ``abort`` may be called
-    from any thread (the keyboard) and put their real-time byte on the wire at once."""
+    """Drives one sender over one link. The sender runs inside the link's I/O thread
+    (attached as its handler): an ``ok`` becomes the next line without a thread switch.
+    ``hold`` / ``resume`` / ``abort`` may be called from any thread (the keyboard) and put
+    their real-time byte on the wire at once.
+
+    Journal durability: a group-commit thread appends the records and fsyncs them, many
+    per fsync, and no line is sent while more than ``sync_lines`` "sent" records are not
+    yet on the disk. A crash or a power cut thus loses at most the last ``sync_lines``
+    "sent" records, and `resume.plan_resume` widens its search window by that many lines
+    (``SYNC_LINES``). An fsync (0.2 ms on an idle disk, 4-10 ms on a busy one) never
+    stalls the I/O thread.
+    """
 
     def __init__(self, link: SerialLink, sender: Sender, items: list[Item],
                  journal: Journal | None = None, progress: bool = False,
-                 label: str = "stream", clock: Callable[[], float] = time.monotonic) -> None:
+                 label: str = "stream", clock: Callable[[], float] = time.monotonic,
+                 sync_lines: int = SYNC_LINES) -> None:
         self.link, self.sender, self.items = link, sender, items
         self.journal, self.progress, self.label, self.clock = journal, progress, label, clock
-        self.lock = threading.Lock()
+        self.sync_lines = sync_lines
+        self.lock = threading.RLock()
         self.resends = 0
         self.program_total = sum(1 for it in items if it.line_no)
         self.sent_lines: set[int] = set()
@@ -221,6 +234,10 @@ class Streamer:
         self.messages: list[str] = []
         self._last_line = 0
         self._bar = None
+        self._commit = _GroupCommit(journal) if journal is not None else None
+        self._done = threading.Event()
+        self._drain_until: float | None = None
+        self._drain_s = 0.4
 
     # --------------------------------------------------------------- keyboard side
     def hold(self) -> None:
@@ -238,49 +255,66 @@ class Streamer:
             b = self.sender.abort(self.clock())
         self.link.write_realtime(b)
 
-    # --------------------------------------------------------------- loop
+    # --------------------------------------------------------------- I/O thread side
+    def on_receive(self, batch: list[tuple], now: float) -> None:
+        with self.lock:
+            s = self.sender
+            for it in batch:
+                if len(it) == 3:
+                    s.link_lost(it[0], it[2])
+                else:
+                    s.feed(parse_response(it[1]), it[0])
+            self._pump(now)
+
+    def on_tick(self, now: float) -> None:
+        with self.lock:
+            self._pump(now)
+
+    def _pump(self, now: float) -> None:
+        s = self.sender
+        c = self._commit
+        outs = s.poll(now, may_send=c is None or c.lag() < self.sync_lines)
+        events = s.drain()
+        if events:
+            self._record(events)
+        for o in outs:
+            if o.realtime:
+                self.link.write_realtime(o.data)
+            else:
+                self.link.write_now(o.data)
+        if s.finished:
+            if self._drain_until is None:
+                # keep collecting answers to lines already in the controller, for the journal
+                self._drain_until = now + self._drain_s
+            if (now >= self._drain_until or self.link.closed_reason is not None
+                    or (s.state == State.DONE and s.in_flight == 0)):
+                self._done.set()
+
+    # --------------------------------------------------------------- main thread
     def run(self, drain_s: float = 0.4) -> None:
         s, link = self.sender, self.link
+        self._drain_s = drain_s
         with self.lock:
             s.start(self.clock())
         with self._progress():
+            link.attach(self)
             try:
-                self._loop(lambda: s.finished)
+                while not self._done.wait(0.1):
+                    self._update_bar()
+                    if link.closed_reason is not None and not link._thread.is_alive():
+                        with self.lock:
+                            s.link_lost(self.clock(), link.closed_reason)
+                            self._pump(self.clock())
             except KeyboardInterrupt:
                 self.abort()
                 self.messages.append("interrupted (Ctrl-C): feed hold sent")
-            # collect the answers to lines already in the controller, for the journal
-            t_end = self.clock() + drain_s
-            self._loop(lambda: self.clock() > t_end or link.closed_reason is not None
-                       or s.in_flight == 0 and s.state == State.DONE)
+                self._done.wait(2.0)
+            finally:
+                link.detach()
+                if self._commit is not None:
+                    self._commit.close()
             if s.reason.startswith("aborted") and isinstance(s, GrblSender):
                 self._reset_after_hold()
-
-    def _loop(self, stop: Callable[[], bool]) -> None:
-        s, link, rx = self.sender, self.link, self.link.rx
-        while True:
-            with self.lock:
-                outs = s.poll(self.clock())
-                events = s.drain()
-            if events:
-                self._record(events)
-            for o in outs:
-                (link.write_realtime if o.realtime else link.write)(o.data)
-            if stop():
-                return
-            try:
-                batch = [rx.get(timeout=0.005)]
-            except queue.Empty:
-                continue
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < 64:
-                    batch.append(rx.get_nowait())
-            with self.lock:
-                for it in batch:
-                    if len(it) == 3:
-                        s.link_lost(it[0], it[2])
-                    else:
-                        s.feed(parse_response(it[1]), it[0])
 
     def _reset_after_hold(self) -> None:
         """After an abort's feed hold: once grbl reports Hold:0 (stopped), soft-reset it to
@@ -302,8 +336,9 @@ class Streamer:
         self.messages.append("aborted: controller stopped (feed hold) and reset")
 
     def _record(self, events: list[Event]) -> None:
-        recs = []
-        wall = round(time.time(), 3)
+        recs: list[str] = []
+        n_sent = 0
+        wall = f"{time.time():.3f}"
         for e in events:
             it = self.items[e.index] if e.index is not None and e.index < len(self.items) else None
             no = it.line_no if it else None
@@ -325,13 +360,15 @@ class Streamer:
                 continue
             if e.kind in ("sent", "ack", "nack", "exec") and not no:
                 continue
-            rec: dict = {"ev": e.kind, "line": no, "t": wall}
             if e.text:
-                rec["msg"] = e.text
-            recs.append(rec)
-        if self.journal is not None:
-            self.journal.append_many(recs)
-        self._update_bar()
+                recs.append(json.dumps({"ev": e.kind, "line": no, "t": float(wall),
+                                        "msg": e.text}, separators=(",", ":")))
+            else:       # the hot path: sent / ack, formatted without json.dumps
+                recs.append(f'{{"ev":"{e.kind}","line":{"null" if no is None else no},'
+                            f'"t":{wall}}}')
+                n_sent += e.kind == "sent"
+        if self._commit is not None and recs:
+            self._commit.add(recs, n_sent)
 
     # --------------------------------------------------------------- progress
     @contextlib.contextmanager
@@ -362,6 +399,49 @@ class Streamer:
         prog.update(task, completed=self.acked_lines, line=self._last_line,
                     ctl=(st.state if st else self.sender.state.value),
                     description=f"{self.label} [{self.sender.state.value}]")
+
+
+class _GroupCommit:
+    """Appends journal records and fsyncs them on its own thread, many per fsync.
+    ``lag()``: "sent" records handed over but not yet on the disk."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.cv = threading.Condition()
+        self.pending: list[str] = []
+        self.written = self.synced = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, name="journal-fsync", daemon=True)
+        self.thread.start()
+
+    def add(self, records: list[str], n_sent: int) -> None:
+        """``records``: JSON lines (no newline); ``n_sent``: how many are "sent" records."""
+        with self.cv:
+            self.pending += records
+            self.written += n_sent
+            self.cv.notify_all()
+
+    def lag(self) -> int:
+        return self.written - self.synced
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                while not self.pending and not self.stop:
+                    self.cv.wait()
+                if not self.pending and self.stop:
+                    return
+                batch, self.pending = self.pending, []
+                target = self.written
+            self.journal.append_lines(batch)
+            with self.cv:
+                self.synced = target
+
+    def close(self) -> None:
+        with self.cv:
+            self.stop = True
+            self.cv.notify_all()
+        self.thread.join()
 
 
 # --------------------------------------------------------------------------- keyboard
