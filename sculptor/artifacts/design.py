@@ -23,3 +23,14 @@ class Design(Artifact):
     volume_mm3: float
     watertight: bool
     seed: int | None = None
+    # written by `sculptor generate` (optional for designs from elsewhere)
+    noise_seed: int | None = Field(default=None, description="seed of this design's noise")
+    attempts: int | None = Field(default=None, description="draws until a valid design")
+    checkpoint_sha256: str | None = None
+    checks: dict[str, bool] = Field(default_factory=dict, description="validity checks")
+    valid: bool | None = None
+    nearest_train_id: str | None = None
+    nearest_train_chamfer: float | None = Field(
+        default=None, description="Chamfer distance to it (mean squared, grid units)")
+    interpolate: list[str] | None = None
+    interpolation_t: float | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sculptor.cli._app import app, not_built, user_errors
+from sculptor.cli._app import app, echo, user_errors
 
 
 @app.command("train")
@@ -15,12 +15,21 @@ from sculptor.cli._app import app, not_built, user_errors
 def train_cmd(
     data: Annotated[Path, typer.Option("--data", help="dataset directory (manifest.json)")],
     out: Annotated[Path, typer.Option("--out", help="run directory")],
-    res: Annotated[int, typer.Option(help="32 or 64")] = 32,
-    steps: Annotated[int, typer.Option(help="training steps")] = 20000,
+    res: Annotated[int, typer.Option(help="32 or 64 (must match the dataset)")] = 32,
+    steps: Annotated[int, typer.Option(help="VAE training steps (phase 1)")] = 3000,
+    prior_steps: Annotated[int, typer.Option("--prior-steps",
+                                             help="latent DDPM steps (phase 2)")] = 3000,
+    batch: Annotated[int, typer.Option(help="grids per step and process")] = 16,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Train the style model on an SDF dataset (resumes when RUN has a checkpoint)."""
-    not_built("sculptor train")
+    """Train the style model on an SDF dataset (resumes when RUN has a checkpoint).
+    For several GPUs: torchrun --nproc_per_node=K -m sculptor.gen3d.train --data ... --out ..."""
+    from sculptor.gen3d.train import TrainConfig, train
+
+    path = train(TrainConfig(data=str(data), out=str(out), res=res, steps=steps,
+                             prior_steps=prior_steps, batch=batch, device=device, seed=seed))
+    echo(f"checkpoint: {path}")
 
 
 @app.command("generate")
@@ -28,12 +37,20 @@ def train_cmd(
 def generate_cmd(
     out: Annotated[Path, typer.Option("--out", help="output directory")],
     checkpoint: Annotated[Path | None, typer.Option(help="default: the shipped model")] = None,
-    n: Annotated[int, typer.Option("--n")] = 4,
+    n: Annotated[int, typer.Option("--n", help="number of designs")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     height_mm: Annotated[float, typer.Option("--height-mm")] = 400.0,
+    interpolate: Annotated[tuple[str, str] | None, typer.Option(
+        help="A B: morph between two designs (index under --seed) or training piece ids"
+    )] = None,
+    frames: Annotated[int, typer.Option(help="frames of --interpolate")] = 8,
 ) -> None:
     """Sample new sculptures as watertight meshes in mm."""
-    not_built("sculptor generate")
+    from sculptor.gen3d.sample import generate
+
+    designs = generate(out, checkpoint, n=n, seed=seed, height_mm=height_mm,
+                       interpolate=interpolate, frames=frames)
+    echo(f"{len(designs)} designs in {out} ({sum(bool(d.valid) for d in designs)} valid)")
 
 
 @app.command("eval")
@@ -42,6 +59,15 @@ def eval_cmd(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint to evaluate")],
     data: Annotated[Path, typer.Option("--data")],
     out: Annotated[Path, typer.Option("--out")] = Path("eval.json"),
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples")] = 200,
+    seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """COV / MMD / 1-NNA, validity and novelty against baselines on the held-out split."""
-    not_built("sculptor eval")
+    from sculptor.gen3d.metrics import evaluate
+
+    r = evaluate(checkpoint, data, out, bootstrap=bootstrap, seed=seed)
+    for name in ("model", "pca_gaussian", "random_interpolation"):
+        m = r[name]
+        echo(f"{name:21s} 1-NNA {m['one_nna']:.3f}  COV {m['cov']:.3f}  MMD {m['mmd']:.5f}  "
+             f"valid {m['validity_rate']:.2f}  copying {m['novelty']['significant_copying']}")
+    echo(f"wrote {out}")

@@ -1,0 +1,218 @@
+"""Networks and the latent diffusion objective (layer 1 and 2 of the style model).
+
+The model is a small 3D convolutional VAE over truncated SDF grids (``(B, 1, R, R, R)``,
+values in [-1, 1], negative inside) with a global latent vector, and a DDPM over that
+latent (an MLP denoiser that predicts the noise). See ``docs/gen3d.md`` for why.
+
+Array axes follow `sculptor.artifacts.sdf`: grid axis 0 is x, 1 is y, 2 is z (up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the networks (stored in every checkpoint)."""
+
+    res: int = 32
+    width: int = 8  # channels at full resolution (unused: first conv is strided); x2 per level
+    max_width: int = 64
+    latent: int = 64
+    prior_hidden: int = 256
+    prior_blocks: int = 3
+    timesteps: int = 1000
+
+    @property
+    def levels(self) -> int:
+        """Strided levels down to a 4^3 bottleneck."""
+        return int(round(math.log2(self.res // 4)))
+
+    def widths(self) -> list[int]:
+        return [min(self.width * 2 ** i, self.max_width) for i in range(self.levels + 1)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(8, c), c)
+
+
+class Encoder(nn.Module):
+    """(B, 1, R, R, R) grid -> (mu, logvar), each (B, latent)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.widths()
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip([1] + w[1:-1], w[1:])):
+            layers += [nn.Conv3d(a, b, 4, stride=2, padding=1), _norm(b), nn.SiLU()]
+            if i > 0:  # no full-width conv at R/2: it would dominate CPU time
+                layers += [nn.Conv3d(b, b, 3, padding=1), _norm(b), nn.SiLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(w[-1] * 64, 2 * cfg.latent)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.head(self.body(x).flatten(1))
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar.clamp(-12.0, 6.0)
+
+
+class Decoder(nn.Module):
+    """(B, latent) -> (B, 1, R, R, R) grid in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        w = cfg.widths()[::-1]
+        self.w0 = w[0]
+        self.head = nn.Linear(cfg.latent, w[0] * 64)
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(w[:-2], w[1:-1])):
+            layers += [nn.ConvTranspose3d(a, b, 4, stride=2, padding=1), _norm(b), nn.SiLU()]
+            if i < len(w) - 3:  # no full-width conv at R/2 (mirrors the encoder; CPU time)
+                layers += [nn.Conv3d(b, b, 3, padding=1), _norm(b), nn.SiLU()]
+        layers += [nn.ConvTranspose3d(w[-2], 1, 4, stride=2, padding=1)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.head(z).view(z.shape[0], self.w0, 4, 4, 4)
+        return torch.tanh(self.body(F.silu(h)))
+
+
+class VAE(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.enc = Encoder(cfg)
+        self.dec = Decoder(cfg)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.enc(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return self.dec(z), mu, logvar
+
+
+def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             kl_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 on the truncated SDF, 4x heavier near the surface (|x| < 0.5), plus a small KL."""
+    w = 1.0 + 4.0 * (x.abs() < 0.5).float()
+    rec = (w * (recon.float() - x).abs()).mean()
+    kl = 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float()).sum(1).mean()
+    return rec + kl_weight * kl, {"rec": float(rec.detach()), "kl": float(kl.detach())}
+
+
+# --------------------------------------------------------------------------- latent prior
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) integer steps -> (B, dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    a = t.float()[:, None] * freqs[None]
+    return torch.cat([a.sin(), a.cos()], dim=1)
+
+
+class _Block(nn.Module):
+    def __init__(self, h: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(h)
+        self.fc1 = nn.Linear(h, h)
+        self.fc2 = nn.Linear(h, h)
+        self.temb = nn.Linear(h, h)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.fc1(self.norm(x)) + self.temb(e))
+        return x + self.fc2(h)
+
+
+class Denoiser(nn.Module):
+    """Predicts the noise eps of a noised, standardised latent: (B, L), (B,) -> (B, L)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h = cfg.prior_hidden
+        self.inp = nn.Linear(cfg.latent, h)
+        self.t1 = nn.Linear(h, h)
+        self.t2 = nn.Linear(h, h)
+        self.blocks = nn.ModuleList(_Block(h) for _ in range(cfg.prior_blocks))
+        self.out = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, cfg.latent))
+        self.h = h
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        e = self.t2(F.silu(self.t1(timestep_embedding(t, self.h))))
+        x = self.inp(z)
+        for b in self.blocks:
+            x = b(x, e)
+        return self.out(x)
+
+
+class StyleModel(nn.Module):
+    """VAE + latent denoiser + the latent standardisation (buffers, set after phase 1)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vae = VAE(cfg)
+        self.prior = Denoiser(cfg)
+        self.register_buffer("z_mean", torch.zeros(cfg.latent))
+        self.register_buffer("z_std", torch.ones(cfg.latent))
+        self.register_buffer("alphas_bar", cosine_alphas_bar(cfg.timesteps))
+
+
+def cosine_alphas_bar(T: int, s: float = 0.008) -> torch.Tensor:
+    """(T,) cumulative alpha products of the cosine schedule (Nichol & Dhariwal 2021)."""
+    t = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    ab = (f / f[0])[1:]
+    return ab.clamp(1e-5, 1.0).float()
+
+
+def diffusion_loss(prior: nn.Module, z0: torch.Tensor, alphas_bar: torch.Tensor,
+                   gen: torch.Generator | None = None) -> torch.Tensor:
+    """Epsilon-prediction MSE at uniformly drawn steps. z0: (B, L) standardised latents."""
+    B = z0.shape[0]
+    t = torch.randint(0, alphas_bar.shape[0], (B,), device=z0.device, generator=gen)
+    eps = torch.randn(z0.shape, device=z0.device, generator=gen)
+    ab = alphas_bar[t][:, None]
+    zt = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
+    return F.mse_loss(prior(zt, t), eps)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run small CPU work (MLP steps) on ``n`` threads: on a busy shared machine more
+    threads spin-wait and run many times slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@torch.no_grad()
+def ddim_sample(prior: nn.Module, noise: torch.Tensor, alphas_bar: torch.Tensor,
+                steps: int = 50) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from ``noise`` (B, L) to standardised latents (B, L)."""
+    T = alphas_bar.shape[0]
+    ts = torch.linspace(T - 1, 0, steps, device=noise.device).round().long()
+    z = noise
+    for i, t in enumerate(ts):
+        ab = alphas_bar[t]
+        eps = prior(z, t.expand(z.shape[0]))
+        z0 = (z - (1 - ab).sqrt() * eps) / ab.sqrt()
+        z0 = z0.clamp(-5, 5)
+        ab_prev = alphas_bar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=z.device)
+        eps = (z - ab.sqrt() * z0) / (1 - ab).sqrt()
+        z = ab_prev.sqrt() * z0 + (1 - ab_prev).sqrt() * eps
+    return z
