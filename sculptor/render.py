@@ -271,6 +271,41 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     return atomic_write_bytes(path, png_bytes(rgb))
 
 
+def tile_sheet(tiles: Sequence[Sequence[np.ndarray]], titles: Sequence[str] | None = None,
+               columns: int | None = None, aspect: float = 1.4) -> np.ndarray:
+    """Lay out pictures of pieces as a contact sheet.
+
+    tiles : per piece, a list of equally sized (px, px, 3) uint8 views (side by side).
+    titles : one caption per piece.  columns : pieces per row (default: the sheet is about
+    ``aspect`` times as wide as tall).  Returns (H, W, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    if not tiles:
+        raise ValueError("tile_sheet needs at least one piece")
+    if titles is not None and len(titles) != len(tiles):
+        raise ValueError("titles must have one entry per piece")
+    nv = len(tiles[0])
+    px = tiles[0][0].shape[0]
+    cols = columns or max(1, int(math.ceil(math.sqrt(len(tiles) / nv * aspect))))
+    rows = int(math.ceil(len(tiles) / cols))
+    cap = 16 if titles is not None else 0
+    cw, ch = px * nv + 6, px + cap
+    sheet = Image.new("RGB", (cols * cw, rows * ch), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, views in enumerate(tiles):
+        r, c = divmod(i, cols)
+        for j, im in enumerate(views):
+            sheet.paste(Image.fromarray(np.asarray(im, np.uint8)), (c * cw + j * px, r * ch))
+        if titles is not None:
+            draw.text((c * cw + 3, r * ch + px + 2), str(titles[i])[: nv * px // 6],
+                      fill=(40, 40, 40))
+    return np.asarray(sheet)
+
+
+GALLERY_BACKGROUND = (0.96, 0.96, 0.95)
+
+
 def render_gallery(meshes: list, out_png: str | os.PathLike,
                    views: Sequence[str] = ("front", "three_quarter"),
                    titles: Sequence[str] | None = None, cell_px: int = 256,
@@ -280,34 +315,17 @@ def render_gallery(meshes: list, out_png: str | os.PathLike,
     meshes : list of meshes (see :func:`render_mesh`).  titles : one caption per piece.
     columns : pieces per row (default: about square).  Written atomically; returns the path.
     """
-    from PIL import Image, ImageDraw
-
     if not meshes:
         raise ValueError("render_gallery needs at least one mesh")
     if titles is not None and len(titles) != len(meshes):
         raise ValueError("titles must have one entry per mesh")
     for vw in views:
         view_rotation(vw)
-    nv = len(views)
-    cols = columns or max(1, int(math.ceil(math.sqrt(len(meshes) / nv * 1.4))))
-    rows = int(math.ceil(len(meshes) / cols))
-    cap = 18 if titles is not None else 0
-    gap = 6
-    cw, ch = cell_px * nv + gap, cell_px + cap
-    sheet = Image.new("RGB", (cols * cw, rows * ch), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    it = enumerate(meshes)
+    it: Any = meshes
     if progress:
         from rich.progress import track
 
-        it = track(list(it), description="rendering gallery")
-    for i, m in it:
-        r, c = divmod(i, cols)
-        x, y = c * cw, r * ch
-        for j, vw in enumerate(views):
-            tile = render_mesh(m, vw, (cell_px, cell_px), background=(0.96, 0.96, 0.95))
-            sheet.paste(Image.fromarray(tile), (x + j * cell_px, y))
-        if titles is not None:
-            draw.text((x + 4, y + cell_px + 3), str(titles[i])[: 6 * nv * cell_px // 40],
-                      fill=(40, 40, 40))
-    return write_png(out_png, np.asarray(sheet))
+        it = track(meshes, description="rendering gallery")
+    tiles = [[render_mesh(m, vw, (cell_px, cell_px), background=GALLERY_BACKGROUND)
+              for vw in views] for m in it]
+    return write_png(out_png, tile_sheet(tiles, titles, columns))

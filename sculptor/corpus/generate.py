@@ -109,8 +109,11 @@ def _mesh(sdf: PieceSdf, mesh_voxel_mm: float) -> trimesh.Trimesh:
     fy = _axis(lo[1] - 1.5 * cv, hi[1] + 1.5 * cv, h)
     fz = _axis(max(lo[2] - 1.5 * cv, -2 * h), hi[2] + 1.5 * cv, h)
     # coarse values interpolated onto the fine grid decide where the surface can be
-    gi = np.meshgrid((fx - cx[0]) / cv, (fy - cy[0]) / cv, (fz - cz[0]) / cv, indexing="ij")
-    approx = ndimage.map_coordinates(coarse, gi, order=1, mode="nearest").astype(np.float32)
+    approx = coarse
+    for axis, (fine, crs) in enumerate(((fx, cx), (fy, cy), (fz, cz))):
+        approx = np.moveaxis(np.tensordot(_lerp_matrix(fine, crs), approx, axes=([1], [axis])),
+                             0, axis)
+    approx = approx.astype(np.float32)
     band = 1.2 * cv + STYLE["gouge_depth_mm"] + h
     near = np.abs(approx) < band
     vals = sdf.eval_grid(fx, fy, fz, near)
@@ -126,6 +129,19 @@ def _mesh(sdf: PieceSdf, mesh_voxel_mm: float) -> trimesh.Trimesh:
     if mesh.volume < 0:
         mesh.invert()
     return mesh
+
+
+def _lerp_matrix(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """(len(fine), len(coarse)) weights of linear interpolation from the coarse samples
+    (uniform, ascending) to the fine positions (clamped at the ends)."""
+    t = np.clip((fine - coarse[0]) / (coarse[1] - coarse[0]), 0, len(coarse) - 1)
+    i0 = np.minimum(np.floor(t).astype(int), len(coarse) - 2)
+    w = t - i0
+    m = np.zeros((len(fine), len(coarse)), np.float32)
+    rows = np.arange(len(fine))
+    m[rows, i0] = 1 - w
+    m[rows, i0 + 1] += w
+    return m
 
 
 def fill_voids(vals: np.ndarray) -> np.ndarray:
@@ -149,31 +165,45 @@ def _check(mesh: trimesh.Trimesh) -> str | None:
         return "not watertight"
     if mesh.body_count != 1:
         return f"{mesh.body_count} components"
-    if abs(mesh.bounds[0, 2]) > 1e-6:
+    v = np.asarray(mesh.vertices)
+    if abs(v[:, 2].min()) > 1e-6:
         return "does not stand at z = 0"
-    foot = footprint_mm2(mesh)
-    if foot < 0.01 * mesh.extents[0] * mesh.extents[1]:
+    base = _base_faces(mesh)
+    ext = v.max(0) - v.min(0)
+    if _area(mesh, base) < 0.01 * ext[0] * ext[1]:
         return "no flat base"
-    com = mesh.center_mass
-    if not _inside_base(mesh, com[:2]):
+    if not _inside_base(mesh, base, np.asarray(mesh.center_mass)[:2]):
         return "tips over (centre of mass outside its base)"
     return None
 
 
 def footprint_mm2(mesh: trimesh.Trimesh) -> float:
     """Area of the flat underside (faces at z = 0 facing down), mm^2."""
-    return float(mesh.area_faces[_base_faces(mesh)].sum())
+    return _area(mesh, _base_faces(mesh))
+
+
+def _area(mesh: trimesh.Trimesh, faces: np.ndarray) -> float:
+    v = np.asarray(mesh.vertices)
+    f = np.asarray(mesh.faces)[faces]
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
 
 
 def _base_faces(mesh: trimesh.Trimesh) -> np.ndarray:
-    zf = mesh.vertices[mesh.faces][:, :, 2]
-    return (np.abs(zf).max(1) < 1e-6) & (mesh.face_normals[:, 2] < -0.99)
+    """Indices of the faces lying in z = 0 and facing down."""
+    v = np.asarray(mesh.vertices)
+    f = np.asarray(mesh.faces)
+    on0 = np.abs(v[:, 2]) < 1e-6
+    cand = np.flatnonzero(on0[f].all(1))
+    a, b, c = v[f[cand, 0]], v[f[cand, 1]], v[f[cand, 2]]
+    nz = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    return cand[nz < 0]
 
 
-def _inside_base(mesh: trimesh.Trimesh, xy: np.ndarray) -> bool:
+def _inside_base(mesh: trimesh.Trimesh, base: np.ndarray, xy: np.ndarray) -> bool:
     from scipy.spatial import ConvexHull, Delaunay
 
-    pts = mesh.vertices[mesh.faces[_base_faces(mesh)].ravel()][:, :2]
+    pts = np.asarray(mesh.vertices)[np.unique(np.asarray(mesh.faces)[base])][:, :2]
     if len(pts) < 3:
         return False
     hull = pts[ConvexHull(pts).vertices]
@@ -298,10 +328,10 @@ def _run_job(job: _Job) -> tuple[PreparedPiece, list[np.ndarray]]:
     pid = f"{job.id_prefix}{job.index:04d}"
     tiles = []
     if job.tile_px:
-        from sculptor.render import render_mesh
+        from sculptor.render import GALLERY_BACKGROUND, render_mesh
 
         tiles = [render_mesh(mesh, v, (job.tile_px, job.tile_px),
-                             background=(0.96, 0.96, 0.95)) for v in job.views]
+                             background=GALLERY_BACKGROUND) for v in job.views]
     piece = PreparedPiece(
         id=pid, values=values, height_mm=float(mesh.bounds[1, 2]), extent_mm=extent,
         bbox_mm=[float(e) for e in mesh.extents], mesh=mesh if job.keep_mesh else None,
@@ -374,7 +404,7 @@ def generate_corpus(n: int, seed: int, out: str | os.PathLike, res: int = 64,
                                  provenance=prov,
                                  regenerate_command=" ".join(shlex.quote(c) for c in cmd))
         if tiles:
-            _write_gallery(tmp / "gallery.png", tiles, len(views))
+            _write_gallery(tmp / "gallery.png", tiles)
     return manifest
 
 
@@ -386,25 +416,12 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[tuple[PreparedPiece, li
         yield from ex.map(_run_job, jobs, chunksize=2)
 
 
-def _write_gallery(path: Path, tiles: list[tuple[int, list[np.ndarray], str]],
-                   nviews: int) -> None:
-    """Paste pre-rendered tiles into one contact sheet (see render.render_gallery)."""
-    from PIL import Image, ImageDraw
+def _write_gallery(path: Path, tiles: list[tuple[int, list[np.ndarray], str]]) -> None:
+    """Paste the pre-rendered tiles into one contact sheet."""
+    from sculptor.render import tile_sheet, write_png
 
-    from sculptor.render import write_png
-
-    px = tiles[0][1][0].shape[0]
-    cols = max(1, int(math.ceil(math.sqrt(len(tiles) / nviews * 1.6))))
-    rows = int(math.ceil(len(tiles) / cols))
-    cw, ch = px * nviews + 6, px + 16
-    sheet = Image.new("RGB", (cols * cw, rows * ch), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for n, (_, imgs, title) in enumerate(tiles):
-        r, c = divmod(n, cols)
-        for j, im in enumerate(imgs):
-            sheet.paste(Image.fromarray(im), (c * cw + j * px, r * ch))
-        draw.text((c * cw + 3, r * ch + px + 2), title[: nviews * px // 6], fill=(40, 40, 40))
-    write_png(path, np.asarray(sheet))
+    write_png(path, tile_sheet([t for _, t, _ in tiles], [s for _, _, s in tiles],
+                               aspect=1.6))
 
 
 def validate_piece(mesh: trimesh.Trimesh) -> str | None:
