@@ -60,7 +60,7 @@ class MeshQuery:
         p = np.asarray(p, float)
         if len(p) == 0:
             return np.zeros(0)
-        return self._scene.compute_signed_distance(self._t(p)).numpy().astype(float)
+        return self._scene.compute_signed_distance(self._t(p), nsamples=3).numpy().astype(float)
 
     def near_distance(self, p: np.ndarray, limit_mm: float) -> np.ndarray:
         """Signed distance, exact where |d| <= limit_mm; elsewhere only a lower bound of
@@ -89,7 +89,7 @@ class MeshQuery:
         p = np.asarray(p, float)
         if len(p) == 0:
             return np.zeros(0, bool)
-        return self._scene.compute_occupancy(self._t(p)).numpy() > 0.5
+        return self._scene.compute_occupancy(self._t(p), nsamples=3).numpy() > 0.5
 
     def cast(self, origins: np.ndarray, dirs: np.ndarray):
         import open3d as o3d

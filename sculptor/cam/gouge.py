@@ -255,8 +255,20 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             for j in reversed(range(layers)):
                 off_mm = depth * j / layers
                 lp = pos + nrm * off_mm
-                prev = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev)
-                n_strokes += 1
+                if j == 0:
+                    prev = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev)
+                    n_strokes += 1
+                    continue
+                # outer layers: checked too (offsets can near other parts of the surface)
+                pen = -query.near_distance(to_piece(lp, fr, cut_local).reshape(-1, 3), 1.0
+                                           ).reshape(len(lp), -1).min(1)
+                good = pen <= GOUGE_TOL_MM
+                idx = np.flatnonzero(good)
+                for part in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
+                    if len(part) >= 2:
+                        prev = _emit_stroke(ml, query, tool, lp[part], fr[part], nrm[part],
+                                            theta, f, prev)
+                        n_strokes += 1
         if prev is not None:
             out = prev + f * 40.0
             ml.add(out[None], ml.last()[1], tool.feed_mm_s, MoveKind.RAPID, theta)

@@ -139,9 +139,17 @@ class Roughing:
             self._cache[setup.name] = (xs, ys, cl)
         return self._cache[setup.name]
 
-    def gain(self, setup: Setup) -> int:
+    def _removable(self, setup: Setup) -> np.ndarray:
+        """Voxels this setup can remove: above the CL and within the tool's reach."""
         xs, ys, cl = self.cl(setup)
-        return len(self.stock.removable(setup.setup_from_piece, xs, ys, cl))
+        cell, h, vi = self.stock.column_heights(setup.setup_from_piece, xs, ys)
+        if len(h) == 0:
+            return vi
+        floor = np.maximum(cl.reshape(-1)[cell], h.max() - (self.tool.length_mm - 10.0))
+        return vi[h > floor + self.stock.voxel_mm * 0.5]
+
+    def gain(self, setup: Setup) -> int:
+        return len(self._removable(setup))
 
     def choose(self, candidates: list[Setup], min_setups: int, max_setups: int,
                min_gain_frac: float = 0.01, on_step=None) -> list[Setup]:
@@ -164,8 +172,7 @@ class Roughing:
                 s = candidates[i]
                 chosen.append(s)
                 taken.add(i)
-                xs, ys, cl = self.cl(s)
-                self.stock.remove(self.stock.removable(s.setup_from_piece, xs, ys, cl))
+                self.stock.remove(self._removable(s))
                 if on_step:
                     on_step()
         finally:
@@ -191,7 +198,10 @@ class Roughing:
         top = float(h.max()) + self.stock.voxel_mm / 2
         clear_h = top + 20.0
         safe_cl = ndimage.maximum_filter(np.where(np.isfinite(cl), cl, -1e9), size=3)
-        floor_min = float(fl[rem].min())
+        # the tool reaches at most its stick-out (less a margin) into the stock
+        floor_min = max(float(fl[rem].min()), top - (self.tool.length_mm - 10.0))
+        keep = h > np.maximum(fl[rem], floor_min) + self.stock.voxel_mm * 0.5
+        cell, h, vi = cell[keep], h[keep], vi[keep]
         levels = []
         L = top - self.stepdown
         while True:
@@ -206,11 +216,12 @@ class Roughing:
         state = {"pos": None}
         for L in levels:
             mat = np.zeros(ny * nx, bool)
-            mat[cell[h > L]] = True
+            mat[cell[(h > L) & (h <= L + self.stepdown + self.stock.voxel_mm)]] = True
             mat = mat.reshape(ny, nx)
             if not mat.any():
                 continue
             region = ndimage.binary_dilation(mat, structure=disk) & (cl < L + self.stepdown)
+            region &= cl < np.inf
             if not region.any():
                 continue
             stats["levels"] += 1
