@@ -153,18 +153,19 @@ class Sender:
             self._fail(now, f"port lost: {why}", hold=False)
 
     def hold(self, now: float) -> bytes:
-        if self.state == State.RUNNING:
-            self.state = State.HOLDING
-            self._event("hold", now)
-            return self._hold_byte()
-        return b""
+        """Feed hold: stop feeding; returns the real-time byte to send (grbl ``!``)."""
+        return self._switch(now, State.RUNNING, State.HOLDING, "hold", self._hold_byte())
 
     def resume(self, now: float) -> bytes:
-        if self.state == State.HOLDING:
-            self.state = State.RUNNING
-            self._event("resume", now)
-            return self._resume_byte()
-        return b""
+        """Cycle start after a hold; returns the real-time byte to send (grbl ``~``)."""
+        return self._switch(now, State.HOLDING, State.RUNNING, "resume", self._resume_byte())
+
+    def _switch(self, now: float, frm: State, to: State, kind: str, byte: bytes) -> bytes:
+        if self.state != frm:
+            return b""
+        self.state = to
+        self._event(kind, now)
+        return byte
 
     def abort(self, now: float) -> bytes:
         if not self.finished:

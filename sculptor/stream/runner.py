@@ -516,6 +516,9 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
     prog = load_program(program, max_line_chars=prof.max_line_chars, rx_buffer=rx_buffer,
                         allowed_chars=prof.allowed_chars, frame_overhead=overhead)
     js: JournalState | None = None
+    if resume is not None and journal is not None:
+        raise UserError("give either --resume JOURNAL (it is appended to) or --journal, "
+                        "not both")
     if resume is not None:
         header, events = Journal.read(resume)
         if header.program_sha256 != prog.sha256:

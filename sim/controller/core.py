@@ -493,6 +493,9 @@ class VirtualController:
         else:
             cmd = text.upper()
         cmd = "".join(cmd.split())
+        if cmd.startswith("M112"):          # emergency stop (Marlin's emergency parser)
+            self.alarm(112)
+            return
         if cmd.startswith("M113"):
             mm = re.search(r"S(\d+)", cmd)
             if mm:

@@ -40,6 +40,18 @@ def test_every_line_once_in_order(protocol, write_program, controller, tmp_path)
     assert events[-1].ev == "done"
 
 
+PREAMBLE = ("G21", "G90", "G93", "G1")
+
+
+def assert_resumed(vc, j: int, expected: list[str], max_again: int) -> int:
+    """The controller ran expected[:j] before the break; after the resume it must run
+    expected[i:] with i <= j (nothing skipped) and at most ``max_again`` lines again."""
+    after = [ln for ln in vc.executed[j:] if ln not in PREAMBLE]
+    i = expected.index(after[0])
+    assert i <= j and j - i <= max_again and after == expected[i:]
+    return i
+
+
 def naive_stream(port: str, lines: list[str]) -> int:
     """The obvious sender that does not count bytes: write every line, then read the oks."""
     with serial.Serial(port, 115200, timeout=0.3) as ser:
@@ -130,12 +142,7 @@ def test_unplugged_mid_job_then_resume(write_program, controller):
     port = c.replug()
     s2 = stream_program(prog, port, resume=s1.journal, **QUIET)
     assert s2.ok, s2.text()
-    after = vc.executed[j:]
-    pre = [ln for ln in after if ln in ("G21", "G90", "G93", "G1")]
-    rest = after[len(pre):]
-    i = expected.index(rest[0])
-    assert i <= j and j - i <= 4            # nothing skipped; only in-flight lines again
-    assert rest == expected[i:]
+    assert_resumed(vc, j, expected, max_again=4)   # only in-flight lines run again
     last = dict(re.findall(r"([XYZABCU])(-?[\d.]+)", expected[-2]))
     assert vc.position == pytest.approx([float(last[a]) for a in "XYZABCU"], abs=1e-9)
     _, events = _journal_events(s1.journal)
@@ -143,13 +150,13 @@ def test_unplugged_mid_job_then_resume(write_program, controller):
 
 
 def test_feed_hold_reaches_the_wire_within_50ms(write_program, controller):
-    prog, expected = write_program(150, feed_inv_min=1500)
+    prog, expected = write_program(150, feed_inv_min=600)    # 5 ms a line: ~0.75 s job
     c = controller("grbl", time_scale=20)
     marks = {}
 
     def keyboard(streamer):
         def press():
-            time.sleep(0.3)
+            time.sleep(0.2)
             marks["hold"] = time.monotonic()
             streamer.hold()
             time.sleep(0.3)
@@ -210,9 +217,7 @@ def test_sender_killed_mid_job_then_resume(write_program, controller, tmp_path):
         f.write('{"ev":"ack","li')          # a record torn by the power cut
     s = stream_program(prog, c.port, resume=journal, **QUIET)
     assert s.ok, s.text()
-    after = [ln for ln in vc.executed[j:] if ln not in ("G21", "G90", "G93", "G1")]
-    i = expected.index(after[0])
-    assert i <= j and j - i <= 4 and after == expected[i:]
+    assert_resumed(vc, j, expected, max_again=4)
 
 
 def test_resume_refuses_other_program_and_finished_job(write_program, controller, tmp_path):
@@ -225,3 +230,38 @@ def test_resume_refuses_other_program_and_finished_job(write_program, controller
     other, _ = write_program(31, name="other.gcode")
     with pytest.raises(UserError, match="different program"):
         stream_program(other, c.port, resume=tmp_path / "j.jsonl", **QUIET)
+
+
+def test_abort_from_keyboard_then_resume(write_program, controller):
+    """Abort = feed hold, then a soft reset once stopped (position kept); --resume picks
+    the job up inside the interrupted line and finishes it with nothing skipped."""
+    prog, expected = write_program(200, feed_inv_min=600)    # 5 ms a line: ~1 s job
+    c = controller("grbl", time_scale=20)
+
+    def keyboard(streamer):
+        threading.Timer(0.3, streamer.abort).start()
+
+    s1 = stream_program(prog, c.port, on_start=keyboard, **QUIET)
+    assert s1.state == "failed" and "aborted" in s1.message
+    vc = c.controller
+    kinds = [b for b, _ in vc.rt_log]
+    assert 0x21 in kinds and kinds[-1] == 0x18          # '!' first, reset last
+    assert vc.state == "Idle" and not vc._blocks        # stopped, queue dropped
+    j = len(vc.executed)
+    assert 0 < j < len(expected) and vc.executed == expected[:j]
+    s2 = stream_program(prog, c.port, resume=s1.journal, **QUIET)
+    assert s2.ok, s2.text()
+    assert assert_resumed(vc, j, expected, max_again=0) == j   # into the interrupted line
+
+
+def test_no_answer_is_a_clear_error(write_program, tmp_path):
+    import os
+    prog, _ = write_program(10)
+    master, slave = os.openpty()                          # a port with nobody behind it
+    try:
+        with pytest.raises(UserError, match="no answer from a grbl controller"):
+            stream_program(prog, os.ttyname(slave), **QUIET)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert not list(tmp_path.glob("*.journal.jsonl"))
