@@ -23,7 +23,7 @@ import select
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -398,7 +398,7 @@ class Streamer:
         st = self.sender.last_status.status if self.sender.last_status else None
         prog.update(task, completed=self.acked_lines, line=self._last_line,
                     ctl=(st.state if st else self.sender.state.value),
-                    description=f"{self.label} [{self.sender.state.value}]")
+                    description=f"{self.label} ({self.sender.state.value})")
 
 
 class _GroupCommit:
@@ -411,6 +411,7 @@ class _GroupCommit:
         self.pending: list[str] = []
         self.written = self.synced = 0
         self.stop = False
+        self.gather_s = 0.002
         self.thread = threading.Thread(target=self._run, name="journal-fsync", daemon=True)
         self.thread.start()
 
@@ -431,6 +432,8 @@ class _GroupCommit:
                     self.cv.wait()
                 if not self.pending and self.stop:
                     return
+                if not self.stop:       # gather a few more records per fsync (<= 2 ms)
+                    self.cv.wait_for(lambda: self.stop, timeout=self.gather_s)
                 batch, self.pending = self.pending, []
                 target = self.written
             self.journal.append_lines(batch)

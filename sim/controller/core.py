@@ -22,7 +22,7 @@ import math
 import re
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 AXES = "XYZABCU"

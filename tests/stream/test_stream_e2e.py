@@ -265,3 +265,24 @@ def test_no_answer_is_a_clear_error(write_program, tmp_path):
         os.close(master)
         os.close(slave)
     assert not list(tmp_path.glob("*.journal.jsonl"))
+
+
+@pytest.mark.parametrize("protocol", ["marlin", "ack"])
+def test_unplug_and_resume_other_protocols(protocol, write_program, controller):
+    prog, expected = write_program(160, feed_inv_min=1500)
+    c = controller(protocol, time_scale=40, unplug_at_line=70)
+    s1 = stream_program(prog, c.port, protocol=protocol, **QUIET)
+    assert s1.state == "failed" and "port lost" in s1.message
+    vc = c.controller
+    t_end = time.monotonic() + 10
+    while vc._blocks and time.monotonic() < t_end:
+        time.sleep(0.05)
+    ex = [ln for ln in vc.executed if ln != "G4P0"]
+    j = len(ex)
+    assert ex == expected[:j]
+    vc.faults.unplug_at_line = None
+    vc.executed[:] = ex
+    s2 = stream_program(prog, c.replug(), protocol=protocol, resume=s1.journal, **QUIET)
+    assert s2.ok, s2.text()
+    vc.executed[:] = [ln for ln in vc.executed if ln not in ("G4P0", "M400")]
+    assert_resumed(vc, j, expected, max_again=1)
