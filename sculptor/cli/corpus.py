@@ -22,7 +22,8 @@ def corpus_cmd(
     meshes: Annotated[bool, typer.Option("--meshes/--no-meshes",
                                          help="also write meshes/<id>.ply (mm)")] = True,
     gallery: Annotated[int, typer.Option(help="pieces shown in gallery.png (0: none)")] = 48,
-    workers: Annotated[int, typer.Option(help="processes to generate with")] = 1,
+    workers: Annotated[int, typer.Option(help="processes to generate with (0: automatic; "
+                                              "the output does not depend on it)")] = 0,
 ) -> None:
     """Generate procedural figurative sculptures in one carver's style, and their dataset."""
     from sculptor.corpus import generate_corpus

@@ -354,14 +354,14 @@ def _parse_kinds(kinds: Sequence[str] | str) -> tuple[str, ...]:
 
 def generate_corpus(n: int, seed: int, out: str | os.PathLike, res: int = 64,
                     kinds: Sequence[str] | str = KINDS, progress: bool = True,
-                    meshes: bool = True, gallery: int = 48, workers: int = 1
+                    meshes: bool = True, gallery: int = 48, workers: int = 0
                     ) -> DatasetManifest:
     """Write ``n`` pieces as a dataset at ``out`` (atomic: all or nothing).
 
     out/manifest.json, out/grids/<id>.{json,npz} (res^3 float16 SDF, mm), out/meshes/<id>.ply
     (unless ``meshes`` is False), out/gallery.png (the first ``gallery`` pieces, front and
     three-quarter views; 0 for none). ``workers`` > 1 generates in that many processes
-    (same output bit for bit).
+    (same output bit for bit); 0 picks min(cores, 4) for 16 pieces or more, else 1.
     """
     if not isinstance(n, (int, np.integer)) or n <= 0:
         raise UserError(f"--n must be a positive number of pieces, got {n}")
@@ -369,8 +369,10 @@ def generate_corpus(n: int, seed: int, out: str | os.PathLike, res: int = 64,
         raise UserError(f"--res must be between {MIN_RES} and {MAX_RES}, got {res}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: automatic), got {workers}")
+    if workers == 0:
+        workers = min(os.cpu_count() or 1, 4) if n >= 16 else 1
     kinds = _parse_kinds(kinds)
     out = Path(out)
     views = ("front", "three_quarter")

@@ -16,6 +16,7 @@ runner = CliRunner()
     (["--res", "8"], "--res"),
     (["--res", "4096"], "--res"),
     (["--seed", "-1"], "--seed"),
+    (["--workers", "-2"], "--workers"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, msg):
     out = tmp_path / "out"
