@@ -94,3 +94,25 @@ def export_inference(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
                    for k, v in ck["ema"].items()}
     keep["inference_only"] = True
     return save_checkpoint(dst, keep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sculptor.gen3d.checkpoint RUN/checkpoint.pt OUT.pt``: slim export."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print("usage: python -m sculptor.gen3d.checkpoint RUN/checkpoint.pt OUT.pt",
+              file=sys.stderr)
+        return 2
+    try:
+        p = export_inference(args[0], args[1])
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

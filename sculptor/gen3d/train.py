@@ -301,6 +301,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
         step = int(ck["step"])
         losses = ck["losses"].tolist()
         opt_state = (ck.get("optimizer_phase"), ck.get("optimizer"))
+        if ck.get("complete") and step >= cfg.steps + cfg.prior_steps:
+            if ctx.main:
+                print(f"{ckpt_path} is complete at step {step}; nothing to do", flush=True)
+            return ckpt_path
         if ctx.main:
             print(f"resuming {ckpt_path} at step {step}", flush=True)
     total = cfg.steps + cfg.prior_steps

@@ -59,3 +59,16 @@ def test_augment_turns_about_z_only(syn_data):
     low_y = [(yi[0] < 0).any(dim=(0, 1)).nonzero()[0].item() for yi in y]
     assert low_x == low_y
     assert not torch.allclose(x, y)
+
+
+def test_corpus_pieces_become_valid_designs():
+    from sculptor.corpus import default_dataset_path
+
+    manifest, entries, grids = load_grids(default_dataset_path(), "held_out")
+    kinds = {}
+    for e, g in zip(entries, grids):
+        kinds.setdefault(e.kind, g)  # one piece of each kind (bust, standing, ...)
+    for kind, g in kinds.items():
+        r = grid_to_design_mesh(g, 400.0)
+        assert r.valid, (kind, r.checks)
+        assert r.kept_fraction > 0.97, kind
