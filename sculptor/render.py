@@ -257,6 +257,49 @@ def render_mesh(mesh: Any, view: str = "front", size: tuple[int, int] = (512, 51
     return (img.reshape(h, w, 3) * 255 + 0.5).astype(np.uint8)
 
 
+def depth_map(mesh: Any, view: str = "front", size: tuple[int, int] = (512, 512),
+              bounds: Any | None = None) -> np.ndarray:
+    """(h, w) float64 depth of the nearest surface per pixel in the framing of
+    :func:`render_mesh` (mm along the view axis, larger = nearer the viewer; -inf where
+    the pixel shows background)."""
+    w, h = _check_size(size)
+    v, f = _mesh_arrays(mesh)
+    out = np.full(h * w, -np.inf)
+    if len(v) and len(f):
+        b = np.stack([v.min(0), v.max(0)]) if bounds is None else np.asarray(bounds, float)
+        fr = Framing.fit(view, b, (w, h))
+        p2, z = fr.project(v)
+        pix, face, bary = _rasterize(p2, z, f, w, h)
+        out[pix] = (bary * z[f[face]]).sum(1)
+    return out.reshape(h, w)
+
+
+def points_visible(points: np.ndarray, mesh: Any, view: str, size: tuple[int, int],
+                   tol_mm: float = 1.0, bounds: Any | None = None) -> np.ndarray:
+    """(n,) bool: which piece-frame points (n, 3) mm are not hidden behind the mesh in a
+    render of it (within ``tol_mm`` of the visible surface or in front of it), e.g. to
+    draw only the visible part of a toolpath over :func:`render_mesh`."""
+    points = np.asarray(points, float)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError("points must be (n, 3)")
+    w, h = _check_size(size)
+    v, _ = _mesh_arrays(mesh)
+    b = np.stack([v.min(0), v.max(0)]) if bounds is None else np.asarray(bounds, float)
+    zbuf = depth_map(mesh, view, (w, h), b)
+    xy, z = Framing.fit(view, b, (w, h)).project(points)
+    ix = np.clip(np.floor(xy[:, 0]).astype(int), 0, w - 1)
+    iy = np.clip(np.floor(xy[:, 1]).astype(int), 0, h - 1)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    # the nearest surface around the pixel (the point may sit on a silhouette edge)
+    near = zbuf[iy, ix]
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        near = np.minimum(near, np.where(np.isfinite(zbuf[np.clip(iy + dy, 0, h - 1),
+                                                          np.clip(ix + dx, 0, w - 1)]),
+                                         zbuf[np.clip(iy + dy, 0, h - 1),
+                                              np.clip(ix + dx, 0, w - 1)], np.inf))
+    return ~inside | (z >= near - tol_mm)
+
+
 def png_bytes(rgb: np.ndarray) -> bytes:
     """Encode an (h, w, 3) uint8 image as PNG."""
     from PIL import Image

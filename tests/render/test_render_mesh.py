@@ -87,3 +87,20 @@ def test_gallery_grid(tmp_path):
     assert im.shape[1] >= 2 * 96 and im.shape[0] >= 96
     assert _mask(im).mean() > 0.1
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_depth_and_visibility_of_points():
+    m = _box()  # front face at y = -30 (nearest in the front view), back face at y = +30
+    z = render_mesh(m, "front", (120, 120))
+    from sculptor.render import depth_map, points_visible
+
+    d = depth_map(m, "front", (120, 120))
+    assert np.isfinite(d).sum() == _mask(z).sum()
+    assert np.allclose(d[np.isfinite(d)], 30.0)
+    front = np.array([[0, -30, 100], [20, -30, 250], [-49, -30, 10]], float)
+    back = front * [1, -1, 1]
+    assert points_visible(front, m, "front", (120, 120)).all()
+    assert not points_visible(back, m, "front", (120, 120)).any()
+    # from the side (+X) the x = +50 face shows and the x = -50 face does not
+    side = np.array([[50, 0, 100], [-50, 0, 100]], float)
+    assert points_visible(side, m, "side", (120, 120)).tolist() == [True, False]
