@@ -4,6 +4,7 @@ import json
 import shlex
 
 import numpy as np
+from scipy import ndimage
 import pytest
 import trimesh
 from PIL import Image
@@ -66,6 +67,14 @@ def test_shipped_dataset_is_there_and_regenerates_bit_for_bit():
     held = len(m.split("held_out")) / len(m.pieces)
     assert 0.05 < held < 0.3
     assert {p.kind for p in m.pieces} == set(KINDS)
+    assert all(250 <= p.height_mm <= 600 for p in m.pieces)
+    # every grid holds one solid (26-connected) whose lowest voxel layer is its base
+    _, entries, grids = load_grids(root)
+    for e, g in zip(entries, grids):
+        lab, n = ndimage.label(g < 0, structure=np.ones((3, 3, 3)))
+        assert n == 1, e.id
+        k = np.flatnonzero((g < 0).any(axis=(0, 1)))
+        assert (g[:, :, k[0]] < 0).sum() >= 4, e.id
     argv = shlex.split(m.regenerate_command)
     assert argv[:2] == ["sculptor", "corpus"]
     opt = dict(zip(argv[2::2], argv[3::2]))
