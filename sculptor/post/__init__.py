@@ -157,6 +157,14 @@ def post_job(job: Path, dialect: str, out: Path, *, cell: str | None = None,
 
     program.job_sha256 = sha256_file(job / "job.json")
     program.save(job / "program.json")
+    from sculptor.robot.plot import plot_program
+
+    png = plot_program(program, job / "program.png", a5_margin_deg)
+    if program.failures and program.valid_ratio == 0.0 and program.machine == "robot":
+        raise UserError(f"no move of {job} is reachable by {program.robot} in cell "
+                        f"{program.cell} ({program.failures[0]['reason']}): the stock is out "
+                        "of the robot's reach or badly placed; check the cell's "
+                        "world_from_turntable / world_from_robot_base")
     if program.failures:
         n_bad = sum(f["count"] for f in program.failures)
         first = "; ".join(
@@ -165,7 +173,7 @@ def post_job(job: Path, dialect: str, out: Path, *, cell: str | None = None,
         raise UserError(f"{n_bad} of {tp.n_moves} moves cannot be reached safely (valid ratio "
                         f"{program.valid_ratio:.4f}): {first}; details in {job}/program.json")
     paths = write_program(program, tp, dialect, Path(out))
-    return {"program": job / "program.json", "files": paths, "points": program.n,
+    return {"program": job / "program.json", "png": png, "files": paths, "points": program.n,
             "valid_ratio": program.valid_ratio, "max_chord_error_mm": program.max_chord_error_mm}
 
 

@@ -7,11 +7,12 @@ For every pass the solver searches the freedoms the tool leaves (a grid of *stat
   (``turntable_window_deg`` at ``turntable_step_deg``) and a small tilt about the tool's Y
   axis (``tilt_deg``, changes the rake angle a little).
 
-Dynamic programming over (path point x state) for each of the 8 IK branches picks, per
-pass, the branch and the state sequence that make the most points feasible, then the
+Dynamic programming over (path point x state x IK branch) picks the branch and the state
+sequence that make the most points feasible, then the
 smoothest joint motion (cost: joint travel weighted by 1/max speed, state changes, distance
 to joint limits and to the wrist singularity). The state may move one grid step between
-neighbouring points while cutting and jump freely at rapid moves. Feasible means: IK
+neighbouring points while cutting; at rapid moves (in the air) state and branch may
+change freely (a branch change costs ``branch_switch_cost``). Feasible means: IK
 exists, every joint inside its limits, ``|A5| >= a5_margin_deg`` (wrist), the wrist centre
 away from the axis-1 line (shoulder) and the arm not stretched (elbow), and no joint jump
 above ``max_joint_step_deg`` between neighbouring points (no configuration flip).
@@ -216,7 +217,8 @@ def _ik_states(robot, cell, tcp_from_flange, pos, frames, table_rad, fr: Freedom
 
 # ----------------------------------------------------------------------------- DP per pass
 def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, kinds,
-                fr: Freedom, jump_rad: float, chunk: int, tick) -> dict:
+                fr: Freedom, jump_rad: float, chunk: int, tick,
+                branch_switch_cost: float = 2.0) -> dict:
     n, K = len(pos), fr.k
     tcp_from_flange = inv_rigid(tool_matrix(tool))
     tlo, thi = cell.turntable_limits_rad()
@@ -226,9 +228,13 @@ def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, ki
     nb_safe = np.where(nbv, nb, 0)
     step_pen = np.where(nbv, w_state * fr.step_cost, np.inf)  # (K, W)
     pref = 0.002 * (np.abs(fr.table) + np.abs(fr.tilt)) / math.radians(5.0)  # (K,)
-    back = np.zeros((n, K, 8), np.int16)
+    back = np.zeros((n, K, 8), np.int32)  # flat predecessor state k' * 8 + b'
     cost = None
     q_rep = None  # (K, 8, 6) joints of each DP state, unwrapped along its best path
+    kb = K * 8
+    b_idx = np.arange(8)
+    switch = np.where(b_idx[:, None] != b_idx[None], branch_switch_cost, 0.0)  # (8, 8)
+    switch = np.tile(switch, (K, K))  # (KB, KB') with flat index k * 8 + b
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         sol, val = _ik_states(robot, cell, tcp_from_flange, pos[c0:c1], frames[c0:c1],
@@ -248,34 +254,40 @@ def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, ki
                 back[gi] = -1
                 q_rep = q_ik
                 continue
-            if kinds[gi] == MoveKind.RAPID:  # free state change in the air
-                base = np.broadcast_to(q_rep[None], (K,) + q_rep.shape)  # (K, K', 8, 6)
-                cand = np.broadcast_to(np.arange(K)[None], (K, K))
-                extra = 0.0
+            if kinds[gi] == MoveKind.RAPID:
+                # in the air: any state and any branch (a joint move re-configures the arm)
+                qf = q_ik.reshape(kb, 1, 6)  # transition() adds the W axis
+                base = q_rep.reshape(1, kb, 1, 6)
+                tot, q_new = checker.transition(qf, base, cost.reshape(1, kb, 1), jump_rad,
+                                                False)
+                tot = tot[..., 0] + switch  # (KB, KB')
+                arg = np.argmin(tot, axis=1)
+                rows = np.arange(kb)
+                cost = tot[rows, arg].reshape(K, 8) + unary[i]
+                back[gi] = arg.reshape(K, 8)
+                q_rep = q_new[rows, arg, 0].reshape(K, 8, 6)
             else:
                 base = q_rep[nb_safe]  # (K, W, 8, 6)
-                cand = nb_safe
-                extra = step_pen[..., None]
-            tot, q_new = checker.transition(q_ik, base, cost[cand], jump_rad,
-                                            kinds[gi] != MoveKind.RAPID)
-            tot = tot + extra
-            arg = np.argmin(tot, axis=1)  # (K, 8)
-            cost = np.take_along_axis(tot, arg[:, None], 1)[:, 0] + unary[i]
-            back[gi] = np.take_along_axis(cand, arg, 1)
-            q_rep = np.take_along_axis(q_new, arg[:, None, :, None], 1)[:, 0]
+                tot, q_new = checker.transition(q_ik, base, cost[nb_safe], jump_rad, True)
+                tot = tot + step_pen[..., None]
+                arg = np.argmin(tot, axis=1)  # (K, 8) index into W
+                cost = np.take_along_axis(tot, arg[:, None], 1)[:, 0] + unary[i]
+                back[gi] = np.take_along_axis(nb_safe, arg, 1) * 8 + b_idx
+                q_rep = np.take_along_axis(q_new, arg[:, None, :, None], 1)[:, 0]
             cost -= cost.min()
         tick(c1 - c0)
-    # choose branch and final state, backtrack
-    flat = np.argmin(cost.reshape(-1))
-    k_end, b = np.unravel_index(flat, cost.shape)
+    # best final state, then backtrack states and branches
+    s_flat = int(np.argmin(cost.reshape(-1)))
     states = np.empty(n, np.int64)
-    states[-1] = k_end
-    for gi in range(n - 1, 0, -1):
-        states[gi - 1] = back[gi, states[gi], b]
-    return {"branch": int(b), "states": states}
+    branch = np.empty(n, np.int64)
+    for gi in range(n - 1, -1, -1):
+        states[gi], branch[gi] = divmod(s_flat, 8)
+        if gi:
+            s_flat = int(back[gi, states[gi], branch[gi]])
+    return {"branch": branch, "states": states}
 
 
-def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: int,
+def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: np.ndarray,
                  spin, toff, tilt, jump_rad):
     """Joints of the chosen branch and state values (n,) each, unwrapped along the path;
     reason code per point."""
@@ -289,8 +301,9 @@ def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: i
     wp_from_tcp[:, 3, 3] = 1
     b_tcp = cell.base_from_workpiece(theta) @ wp_from_tcp
     sol, val = ik(robot, b_tcp @ tcp_from_flange)
-    q = sol[:, b]
-    code = checker.classify(q, val[:, b])
+    rows = np.arange(n)
+    q = sol[rows, b]
+    code = checker.classify(q, val[rows, b])
     # unwrap wide joints along the path (nearest turn to the previous point)
     for i in range(1, n):
         if np.all(np.isfinite(q[i])) and np.all(np.isfinite(q[i - 1])):
@@ -337,7 +350,7 @@ def chord_error(robot, cell, tool, qa, qb, tha, thb, wa, wb,
     return err
 
 
-def _densify(robot, cell, tool, data: dict, kinds, branch: int, tol: float,
+def _densify(robot, cell, tool, data: dict, kinds, branch: np.ndarray, tol: float,
              max_depth: int = 24) -> dict:
     """Insert Cartesian-interpolated points until joint interpolation stays within tol."""
     q, th, wp = data["joints"], data["theta"], data["wp_from_tcp"]
@@ -350,7 +363,8 @@ def _densify(robot, cell, tool, data: dict, kinds, branch: int, tol: float,
     u0, u1 = seg_a.astype(float), seg_a + 1.0
     qa, qb, tha, thb, wa, wb = q[seg_a], q[seg_a + 1], th[seg_a], th[seg_a + 1], wp[seg_a], \
         wp[seg_a + 1]
-    new_u, new_q, new_th, new_wp, new_ok = [], [], [], [], []
+    br = branch[seg_a + 1]
+    new_u, new_q, new_th, new_wp, new_ok, new_br = [], [], [], [], [], []
     max_err = 0.0
     for _depth in range(max_depth):
         if len(u0) == 0:
@@ -361,33 +375,37 @@ def _densify(robot, cell, tool, data: dict, kinds, branch: int, tol: float,
             max_err = max(max_err, float(err[~bad].max()))
         if not np.any(bad):
             break
-        u0, u1, qa, qb, tha, thb, wa, wb = (x[bad] for x in (u0, u1, qa, qb, tha, thb, wa, wb))
+        u0, u1, qa, qb, tha, thb, wa, wb, br = (
+            x[bad] for x in (u0, u1, qa, qb, tha, thb, wa, wb, br))
         um = 0.5 * (u0 + u1)
         thm = 0.5 * (tha + thb)
         wm = _interp_frames(wa, wb, np.full(len(um), 0.5))
         b_tcp = cell.base_from_workpiece(thm) @ wm
         sol, val = ik(robot, b_tcp @ tcp_from_flange)
-        qm = sol[:, branch]
+        rows = np.arange(len(um))
+        qm = sol[rows, br]
         qm, ok_turn = nearest_turn(robot, qm, 0.5 * (qa + qb))
-        ok = val[:, branch] & ok_turn & np.all(np.isfinite(qm), axis=1)
+        ok = val[rows, br] & ok_turn & np.all(np.isfinite(qm), axis=1)
         qm = np.where(ok[:, None], qm, 0.5 * (qa + qb))
         new_u.append(um)
         new_q.append(qm)
         new_th.append(thm)
         new_wp.append(wm)
         new_ok.append(ok)
+        new_br.append(br)
         # split into two halves
         u0, u1 = np.concatenate([u0, um]), np.concatenate([um, u1])
         qa, qb = np.concatenate([qa, qm]), np.concatenate([qm, qb])
         tha, thb = np.concatenate([tha, thm]), np.concatenate([thm, thb])
         wa, wb = np.concatenate([wa, wm]), np.concatenate([wm, wb])
+        br = np.concatenate([br, br])
     else:
         if len(u0):
             err = chord_error(robot, cell, tool, qa, qb, tha, thb, wa, wb)
             max_err = max(max_err, float(err.max()))
     if not new_u:
         return {"u": np.arange(n, dtype=float), "joints": q, "theta": th, "wp": wp,
-                "inserted_ok": np.ones(n, bool), "max_chord_mm": max_err}
+                "inserted_ok": np.ones(n, bool), "branch": branch, "max_chord_mm": max_err}
     u = np.concatenate([np.arange(n, dtype=float)] + new_u)
     order = np.argsort(u, kind="stable")
     return {"u": u[order],
@@ -395,6 +413,7 @@ def _densify(robot, cell, tool, data: dict, kinds, branch: int, tol: float,
             "theta": np.concatenate([th] + new_th)[order],
             "wp": np.concatenate([wp] + new_wp)[order],
             "inserted_ok": np.concatenate([np.ones(n, bool)] + new_ok)[order],
+            "branch": np.concatenate([branch] + new_br)[order],
             "max_chord_mm": max_err}
 
 
@@ -435,6 +454,21 @@ def _spread_states(fr: Freedom, states: np.ndarray, keep: np.ndarray, n: int):
     spin = np.unwrap(fr.spin[states]) if fr.k > 1 else fr.spin[states]
     return (np.interp(idx, keep, spin), np.interp(idx, keep, fr.table[states]),
             np.interp(idx, keep, fr.tilt[states]))
+
+
+def _hold_last_valid(q: np.ndarray) -> np.ndarray:
+    """Unreachable points have no joints: they hold the last finite value (the first
+    finite one at the start; zeros if none) so every consumer gets finite numbers; the
+    ``valid`` flag says which points are real."""
+    ok = np.all(np.isfinite(q), axis=1)
+    if ok.all():
+        return q
+    if not ok.any():
+        return np.zeros_like(q)
+    idx = np.where(ok, np.arange(len(q)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx = np.where(idx < 0, np.argmax(ok), idx)
+    return q[idx]
 
 
 # ----------------------------------------------------------------------------- public
@@ -534,10 +568,12 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
             res = _solve_pass(robot, rc, tl, checker, pos[keep], frames[keep], table[keep],
                               _rapid_merge(kinds, keep), fr, jump, chunk, tick)
             spin, toff, tilt = _spread_states(fr, res["states"], keep, ps.n_moves)
+            # skipped points are cuts: they share the branch of the kept point before them
+            branch = res["branch"][np.searchsorted(keep, np.arange(ps.n_moves), "right") - 1]
             data = _finish_pass(robot, rc, tl, checker, pos, frames, table, kinds,
-                                res["branch"], spin, toff, tilt, jump)
+                                branch, spin, toff, tilt, jump)
             failures += _failures(p_idx, ps.name, data["code"], pos, robot, data["joints"])
-            dens = _densify(robot, rc, tl, data, kinds, res["branch"], chord_tol_mm)
+            dens = _densify(robot, rc, tl, data, kinds, branch, chord_tol_mm)
             max_chord = max(max_chord, dens["max_chord_mm"])
             src = np.floor(dens["u"] + 1e-9).astype(int)
             is_orig = np.isclose(dens["u"], np.round(dens["u"]))
@@ -550,10 +586,11 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                 joints=dens["joints"], theta=dens["theta"], b_tcp=b_tcp,
                 kind=kinds[dest], feed=ps.feed_mm_s[dest],
                 src=np.stack([np.full(len(dest), p_idx), dest], 1).astype(np.int32),
-                config=np.full(len(dest), res["branch"], np.int8), valid=ok))
+                config=dens["branch"].astype(np.int8), valid=ok))
     if not parts:
         raise UserError("the toolpath has no moves; re-run sculptor cam")
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    cat["joints"] = _hold_last_valid(cat["joints"])
     n_orig = toolpath.n_moves
     n_bad = sum(f["count"] for f in failures)
     prov = Provenance.make("sculptor post", {
