@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, TypeVar
 
@@ -57,8 +58,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Compressed .npz, byte-for-byte reproducible (fixed zip timestamps, sorted order),
+    readable by ``np.load``."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            arr = io.BytesIO()
+            np.lib.format.write_array(arr, np.asarray(arrays[key]), allow_pickle=False)
+            zf.writestr(info, arr.getvalue())
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -86,6 +96,9 @@ def atomic_output_dir(out: str | os.PathLike, *, overwrite: bool = True) -> Iter
     if out.exists() and not overwrite and any(out.iterdir()):
         raise UserError(f"--out {out} is not empty; choose a new directory or remove it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; an output dir is an ordinary dir
     try:
         yield tmp
     except BaseException:
@@ -117,6 +130,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 # --------------------------------------------------------------------------- headers
+def _now_utc() -> str:
+    """Creation time; ``$SOURCE_DATE_EPOCH`` pins it for byte-reproducible artifacts."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    t = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
+         else _dt.datetime.now(_dt.timezone.utc))
+    return t.isoformat(timespec="seconds")
+
+
 class Provenance(BaseModel):
     """Who made an artifact, from what, with which parameters."""
 
@@ -125,9 +146,7 @@ class Provenance(BaseModel):
     command: str = Field(description="producing command, e.g. 'sculptor cam'")
     parameters: dict[str, Any] = Field(default_factory=dict)
     sculptor_version: str = __version__
-    created_utc: str = Field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    created_utc: str = Field(default_factory=lambda: _now_utc())
     inputs: dict[str, str] = Field(
         default_factory=dict, description="input name -> sha256 of its bytes"
     )

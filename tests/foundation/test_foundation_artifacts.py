@@ -207,3 +207,26 @@ def test_dataset_write_and_read(tmp_path):
     assert grids.shape[1:] == (res,) * 3 and len(entries) == len(manifest.split("train"))
     with pytest.raises(UserError, match="no dataset"):
         load_manifest(tmp_path / "nothing")
+
+
+def test_npz_and_header_are_byte_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    a = np.arange(1000, dtype=np.float16).reshape(10, 100)
+    blobs = []
+    for i in range(2):
+        g = SdfGrid(provenance=prov(), piece_id="p", res=10, height_mm=1.0, truncation_mm=1.0,
+                    world_from_voxel=np.eye(4).tolist(), values=np.zeros((10,) * 3))
+        g.save(tmp_path / f"g{i}.json")
+        blobs.append(((tmp_path / f"g{i}.npz").read_bytes(),
+                      (tmp_path / f"g{i}.json").read_text().replace(f"g{i}.npz", "")))
+    assert blobs[0] == blobs[1]
+    from sculptor.artifacts import atomic_write_npz
+    atomic_write_npz(tmp_path / "a.npz", {"b": a, "a": a})
+    with np.load(tmp_path / "a.npz") as z:
+        np.testing.assert_array_equal(z["b"], a)
+
+
+def test_output_dir_has_ordinary_permissions(tmp_path):
+    with atomic_output_dir(tmp_path / "o") as tmp:
+        atomic_write_text(tmp / "x", "1")
+    assert (tmp_path / "o").stat().st_mode & 0o755 == 0o755
