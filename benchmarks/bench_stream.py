@@ -83,7 +83,7 @@ def bench_ours(prog_path: Path, tmp: Path, journal: bool = True, tag: str = "") 
     prog = load_program(prog_path)
     link = SerialLink.open(ctl.port, 115200)
     enter_check_mode(link.write, lambda: link.rx.get(timeout=5)[1])
-    items = [Item(ln.no, ln.data, ln.target is not None) for ln in prog.lines]
+    items = [Item(ln.no, ln.data, ln.makes_block) for ln in prog.lines]
     jr = None
     jpath = tmp / f"bench{tag}.journal.jsonl"
     if journal:

@@ -46,7 +46,8 @@ TERMINAL = (State.DONE, State.FAILED, State.ALARM)
 class Item:
     """One line to send. ``line_no``: program file line (0 for lines the sender adds, e.g.
     the resume preamble); ``data``: the exact bytes, newline included; ``blocks``: the line
-    may occupy a planner block (axis words or a dwell)."""
+    surely occupies at least one planner block (a move of nonzero length). Only count
+    lines that surely do: the executed-lines bound walks back over that many."""
 
     line_no: int
     data: bytes
@@ -88,6 +89,7 @@ class Sender:
         self.reason = ""           # why it failed / stopped
         self.last_status: Response | None = None
         self.exec_upto = 0         # items [0, exec_upto) known executed
+        self.held = False          # a feed hold was sent because of a fault or an abort
         self._events: list[Event] = []
         self._rt: list[bytes] = []
         self._last_rx = 0.0
@@ -170,7 +172,9 @@ class Sender:
     def abort(self, now: float) -> bytes:
         if not self.finished:
             self._fail(now, "aborted from the keyboard", hold=False)
-        return self._abort_bytes()
+        b = self._abort_bytes()
+        self.held = self.held or b == RT_HOLD
+        return b
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -188,8 +192,9 @@ class Sender:
             return
         self.state = State.FAILED
         self.reason = reason
-        if hold:
+        if hold and self._hold_byte():
             self._rt.append(self._hold_byte())
+            self.held = True
         self._event("failed", now, text=reason)
 
     def _send(self, now: float) -> Out:
@@ -258,6 +263,7 @@ class GrblSender(Sender):
         self._sizes: deque[int] = deque()
         self._query_out = False
         self._status_after_ack = False
+        self._errored: set[int] = set()
 
     def _lines(self, now: float) -> list[Out]:
         out = []
@@ -304,6 +310,7 @@ class GrblSender(Sender):
             self._status_after_ack = False
             self._check_done(now)
         else:   # error:N answers line i: it was not executed
+            self._errored.add(i)
             self.acked += 1
             self.errors += 1
             self._event("error", now, i, resp.describe())
@@ -323,9 +330,10 @@ class GrblSender(Sender):
         return bool(st and self._status_after_ack and st.state in ("Idle", "Check"))
 
     def _update_exec(self, state: str, planner_free: int | None, now: float) -> None:
-        """Items surely executed: every acknowledged one but the last ``used`` planner
-        blocks' worth (a line counts as a block even when grbl drops it as zero-length,
-        which only makes the bound more conservative)."""
+        """Items surely executed: grbl's planner holds ``used`` blocks, which belong to the
+        last acknowledged lines; walking back over ``used`` lines that *surely* made a
+        block (nonzero moves answered ``ok``; a line that made several blocks only makes
+        the walk longer) passes every line that may still be in the planner."""
         if state == "Check":
             return
         if state == "Idle" and (planner_free is None or planner_free == self.planner_blocks):
@@ -335,8 +343,10 @@ class GrblSender(Sender):
             upto = self.acked
             while used > 0 and upto > 0:
                 upto -= 1
-                if self.items[upto].blocks:
+                if self.items[upto].blocks and upto not in self._errored:
                     used -= 1
+            if used > 0:
+                upto = 0
         else:
             return
         if upto > self.exec_upto:

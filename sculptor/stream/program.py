@@ -62,6 +62,12 @@ class ProgramLine:
     start: tuple[float, ...]
     target: tuple[float, ...] | None
 
+    @property
+    def makes_block(self) -> bool:
+        """Surely takes a planner block: a move of nonzero length (grbl drops zero-length
+        moves; a dwell waits for an empty planner instead)."""
+        return self.target is not None and self.target != self.start
+
 
 @dataclass
 class Program:

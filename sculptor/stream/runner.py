@@ -313,27 +313,38 @@ class Streamer:
                 link.detach()
                 if self._commit is not None:
                     self._commit.close()
-            if s.reason.startswith("aborted") and isinstance(s, GrblSender):
+            if (isinstance(s, GrblSender) and s.held and "silent" not in s.reason
+                    and link.closed_reason is None):
                 self._reset_after_hold()
 
     def _reset_after_hold(self) -> None:
-        """After an abort's feed hold: once grbl reports Hold:0 (stopped), soft-reset it to
-        drop the queued moves; a reset at rest keeps the position."""
-        t_end = self.clock() + 3.0
+        """After a fault's or an abort's feed hold: once grbl reports Hold:0 (stopped),
+        soft-reset it. grbl keeps parsing and planning the lines after a failed one while
+        it holds; the reset drops them, so no line after the failure can run (and the
+        failed one is never skipped). A reset at rest keeps the position. If the stop
+        cannot be confirmed the machine is left in feed hold for the operator."""
+        t_end = self.clock() + 5.0
+        stopped = False
         while self.clock() < t_end and self.link.closed_reason is None:
-            st = self.sender.last_status.status if self.sender.last_status else None
-            if st and st.state in ("Hold:0", "Idle"):
-                break
             self.link.write_realtime(RT_STATUS)
             time.sleep(0.05)
             with contextlib.suppress(queue.Empty):
                 while True:
                     it = self.link.rx.get_nowait()
                     if len(it) == 2:
-                        self.sender.feed(parse_response(it[1]), it[0])
+                        r = parse_response(it[1])
+                        if r.kind == "status" and r.status:
+                            stopped = r.status.state in ("Hold:0", "Idle")
+            if stopped:
+                break
+        if not stopped:
+            self.messages.append("could not confirm that the machine stopped: it was left in "
+                                 "feed hold; check it, reset it (Ctrl-X) and then --resume")
+            return
         self.link.write_realtime(RT_RESET)
         self.link.flush_out()
-        self.messages.append("aborted: controller stopped (feed hold) and reset")
+        self.messages.append("stopped: feed hold, then a reset at rest (position kept) "
+                             "dropped the lines queued after the stop")
 
     def _record(self, events: list[Event]) -> None:
         recs: list[str] = []
@@ -574,9 +585,8 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
                 raise UserError("every line of the program is known to be executed; "
                                 "nothing to resume")
             say(f"resuming at {program.name} line {plan.line_no}: {plan.reason}")
-        items = [Item(0, (t + "\n").encode("ascii"), t.startswith("G4")) for t in preamble]
-        items += [Item(ln.no, ln.data, ln.target is not None or ln.text.startswith("G4"))
-                  for ln in prog.lines[start:]]
+        items = [Item(0, (t + "\n").encode("ascii")) for t in preamble]
+        items += [Item(ln.no, ln.data, ln.makes_block) for ln in prog.lines[start:]]
         if protocol == "marlin":
             items.append(Item(0, b"M400\n"))   # answered once the last move has finished
 
@@ -618,7 +628,8 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
         summary.state = sender.state.value
         summary.message = "; ".join(dict.fromkeys(
             [sender.reason] + [m for m in streamer.messages if "error" in m or "ALARM" in m
-                               or "abort" in m or "interrupt" in m] if sender.reason else []))
+                               or "abort" in m or "interrupt" in m or "stopped" in m
+                               or "feed hold" in m] if sender.reason else []))
         summary.failed_line = streamer.failed_line
         summary.resends = streamer.resends
     finally:
@@ -636,7 +647,7 @@ def _check_mode(w: _Wire, prog: Program, rx_buffer: int, planner: int | None,
     got = w.collect(lambda r: r.kind in ("ok", "error"), HANDSHAKE_S)
     if got[-1].kind == "error" or not any("Enabled" in r.text for r in got):
         raise UserError(f"the controller refused check mode ($C): {got[-1].describe()}")
-    items = [Item(ln.no, ln.data, ln.target is not None) for ln in prog.lines]
+    items = [Item(ln.no, ln.data, ln.makes_block) for ln in prog.lines]
     sender = GrblSender(items, rx_buffer=rx_buffer, planner_blocks=planner,
                         silence_s=silence_s, wait_idle=False)
     st = Streamer(w.link, sender, items, progress=progress, label="check mode")

@@ -104,7 +104,18 @@ def test_error_response_stops_holds_and_reports(write_program, controller):
         [ln for ln in prog.read_text().splitlines() if ln.startswith("G1")][38]) + 1
     assert "error:22" in s.message and "feed rate" in s.message
     assert s.lines_sent < 60                          # stopped feeding at once
-    assert c.controller.state.startswith("Hold")      # feed hold reached the controller
+    vc = c.controller
+    assert 0x21 in [b for b, _ in vc.rt_log]          # feed hold reached the controller
+    # then a reset at rest dropped what grbl had queued after the failed line: nothing
+    # after it ran, and the failed line was not skipped over
+    assert vc.state == "Idle" and not vc._blocks and "reset at rest" in s.message
+    assert vc.executed == expected[:len(vc.executed)] and len(vc.executed) < 40
+    # a transient fault (say a garbled byte): resume re-sends from the stopping point
+    vc.faults.error_at_line = None
+    j = len(vc.executed)
+    s2 = stream_program(prog, c.port, resume=s.journal, **QUIET)
+    assert s2.ok, s2.text()
+    assert assert_resumed(vc, j, expected, max_again=0) == j
 
 
 def test_alarm_stops(write_program, controller):

@@ -183,3 +183,41 @@ def test_marlin_sender_survives_noise_in_process():
     assert s.state == State.DONE
     c.run_until_idle(0.0)                        # "ok" = queued: let the queue finish
     assert c.executed == lines
+
+
+def test_executed_bound_never_runs_ahead_of_the_controller():
+    """At every status report, the sender's 'known executed' count must not exceed what
+    the controller really finished: zero-length moves, modal-only lines and an error line
+    (none of which take a planner block) must not fool the walk-back."""
+    rnd = random.Random(7)
+    texts, blocks = [], []
+    x = 0.0
+    for i in range(300):
+        r = rnd.random()
+        if r < 0.1:
+            texts.append(f"G1X{x:.3f}F3000")              # zero-length: no block
+            blocks.append(False)
+        elif r < 0.15:
+            texts.append("G90")
+            blocks.append(False)
+        else:
+            x += rnd.uniform(0.5, 3.0)
+            texts.append(f"G1X{x:.3f}F3000")
+            blocks.append(True)
+    its = [Item(i + 1, (t + "\n").encode(), b) for i, (t, b) in enumerate(zip(texts, blocks))]
+    c = VirtualController("grbl", time_scale=5, faults=Faults(error_at_line=200))
+    s = GrblSender(its, rx_buffer=128, planner_blocks=15, silence_s=1e9, status_every_s=0.002)
+    t, checked = 0.0, 0
+    s.start(t)
+    while not s.finished and t < 60:
+        for o in s.poll(t):
+            c.receive(o.data, t)
+        c.step(t)
+        for line in c.take_output().decode("latin-1").split("\r\n"):
+            if line:
+                s.feed(parse_response(line), t)
+                if line.startswith("<"):
+                    assert s.exec_upto <= len(c.executed), (s.exec_upto, len(c.executed))
+                    checked += 1
+        t += 0.0005
+    assert s.state == State.FAILED and checked > 100 and s.exec_upto > 150
