@@ -191,14 +191,14 @@ def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
 
 
 def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
-                  progress=None) -> tuple[list[Pass], dict]:
+                  progress=None, max_layers: int = MAX_LAYERS) -> tuple[list[Pass], dict]:
     """Check every stroke, add outer layers where the stock is deeper than the chip depth,
     and emit one pass per band. Returns (passes, report)."""
     cut_local = gouge_cutting_points(tool)
     body_local = gouge_body_points(tool)
     report = {"max_gouge_mm": 0.0, "lifted_points": 0, "max_lift_mm": 0.0,
               "unreachable_points": [], "max_chip_depth_mm": 0.0, "extra_layers": 0,
-              "rest_over_layers_mm": 0.0, "raised_rake_points": 0}
+              "rest_over_layers_mm": 0.0, "raised_rake_points": 0, "too_deep_points": []}
     by_band: dict[int, list] = {}
     for s in strokes:
         pos, fr, rake, lift, ok, pen = check_stroke(query, tool, s.points, s.normals,
@@ -245,10 +245,10 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             off += len(pos)
             depth = float(t.max())
             layers = max(1, int(math.ceil(depth / chip - 1e-6)))
-            if layers > MAX_LAYERS:
-                report["rest_over_layers_mm"] = max(report["rest_over_layers_mm"],
-                                                    depth - chip * MAX_LAYERS)
-                layers = MAX_LAYERS
+            if layers > max_layers:  # more rest than the strokes may take: leave, report
+                report["rest_over_layers_mm"] = max(report["rest_over_layers_mm"], depth)
+                report["too_deep_points"].extend(pos.tolist())
+                continue
             report["extra_layers"] += layers - 1
             report["max_chip_depth_mm"] = max(report["max_chip_depth_mm"],
                                               min(depth, chip * layers) / layers)

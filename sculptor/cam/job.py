@@ -38,13 +38,14 @@ class Quality:
     sample_mm: float       # ball finishing: sampling along a raster line
     n_bands: int           # side bands for finishing
     candidate_step_deg: float
+    max_layers: int        # gouge: most stroke layers over rest stock (deeper: left)
 
     @classmethod
     def named(cls, name: str) -> "Quality":
         if name == "draft":
-            return cls(6.0, 3.0, 0.3, 2.0, 5.0, 0.5, 6, 45.0)
+            return cls(6.0, 4.0, 0.5, 2.0, 5.0, 0.5, 6, 45.0, 4)
         if name == "fine":
-            return cls(3.0, 1.5, 0.05, 1.0, 2.5, 0.25, 8, 30.0)
+            return cls(3.0, 1.5, 0.05, 1.0, 2.5, 0.25, 8, 30.0, 8)
         raise UserError(f"unknown --quality '{name}'; use one of {', '.join(QUALITIES)}")
 
 
@@ -168,11 +169,14 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                 on_band=lambda: prog.advance(task))
             task = prog.add_task("finishing: gouge check", total=len(strokes))
             fp, frep = gouge_finish.finish_passes(query, smodel, bands, ftool, strokes,
-                                                  progress=lambda: prog.advance(task))
+                                                  progress=lambda: prog.advance(task),
+                                                  max_layers=q.max_layers)
             frep["stroke_spacing_mm"] = round(spacing, 3)
             frep["too_short_area_mm2"] = round(short, 0)
             unreach = np.asarray(frep.pop("unreachable_points"), float).reshape(-1, 3)
             frep["unreachable"] = _regions(unreach)
+            deep = np.asarray(frep.pop("too_deep_points"), float).reshape(-1, 3)
+            frep["left_for_rest_roughing"] = _regions(deep)
         else:
             task = prog.add_task("finishing: raster bands", total=len(bands))
             fp, frep = rotary_finish.finish_passes(

@@ -145,8 +145,16 @@ class Roughing:
         cell, h, vi = self.stock.column_heights(setup.setup_from_piece, xs, ys)
         if len(h) == 0:
             return vi
-        floor = np.maximum(cl.reshape(-1)[cell], h.max() - (self.tool.length_mm - 10.0))
-        return vi[h > floor + self.stock.voxel_mm * 0.5]
+        floor = np.maximum(cl.reshape(-1)[cell], self._column_reach(cell, h, cl.size)[cell])
+        return vi[h > floor]
+
+    def _column_reach(self, cell: np.ndarray, h: np.ndarray, ncell: int) -> np.ndarray:
+        """(ncell,) lowest tip height per column the tool reaches: the top of the stock
+        left in the column less the stick-out (less a margin), so the holder stays out of
+        the wood."""
+        top = np.full(ncell, -np.inf)
+        np.maximum.at(top, cell, h)
+        return top - (self.tool.length_mm - 10.0)
 
     def gain(self, setup: Setup) -> int:
         return len(self._removable(setup))
@@ -186,22 +194,23 @@ class Roughing:
         ny, nx = cl.shape
         cell, h, vi = self.stock.column_heights(R, xs, ys)
         fl = cl.reshape(-1)[cell]
-        rem = h > fl + self.stock.voxel_mm * 0.5
+        rem = h > fl
         cell, h, vi = cell[rem], h[rem], vi[rem]
         ml = MoveList()
         stats = {"levels": 0, "loops": 0, "strokes": 0, "stock_removed_mm3": 0.0}
         if len(h) == 0:
-            return ml.to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
-                              strategy=self._strategy(setup), tool_id=self.tool.name,
-                              setup_turntable_deg=math.degrees(setup.turntable_rad),
-                              stats=stats)
+            return self._empty_pass(setup, index, stats)
         top = float(h.max()) + self.stock.voxel_mm / 2
         clear_h = top + 20.0
         safe_cl = ndimage.maximum_filter(np.where(np.isfinite(cl), cl, -1e9), size=3)
-        # the tool reaches at most its stick-out (less a margin) into the stock
-        floor_min = max(float(fl[rem].min()), top - (self.tool.length_mm - 10.0))
-        keep = h > np.maximum(fl[rem], floor_min) + self.stock.voxel_mm * 0.5
+        # the tool reaches at most its stick-out (less a margin) into each column
+        reach = self._column_reach(cell, h, cl.size)
+        keep = h > np.maximum(cl.reshape(-1)[cell], reach[cell])
         cell, h, vi = cell[keep], h[keep], vi[keep]
+        if len(h) == 0:
+            return self._empty_pass(setup, index, stats)
+        floor_min = float(np.maximum(cl.reshape(-1)[cell], reach[cell]).min())
+        cl = np.maximum(cl, np.where(np.isfinite(reach), reach, -np.inf).reshape(cl.shape))
         levels = []
         L = top - self.stepdown
         while True:
@@ -242,6 +251,12 @@ class Roughing:
                           strategy=self._strategy(setup), tool_id=self.tool.name,
                           setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats)
 
+    def _empty_pass(self, setup: Setup, index: int, stats: dict) -> Pass:
+        return MoveList().to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
+                                  strategy=self._strategy(setup), tool_id=self.tool.name,
+                                  setup_turntable_deg=math.degrees(setup.turntable_rad),
+                                  stats=stats)
+
     def _strategy(self, setup: Setup) -> str:
         base = "zlevel" if setup.name == "top" else "indexed-side"
         return base + ("-gouge-strokes" if self.is_gouge else "-contour")
@@ -271,7 +286,10 @@ class Roughing:
 
         R = setup.setup_from_piece
         frame = rotary_frame(setup.f, R[0])
-        dist = ndimage.distance_transform_edt(np.pad(region, 1)) * self.g
+        # smoothed distance-to-edge: its iso-lines are smooth loops that simplify to few
+        # vertices (heights come from the conservative safe_cl, so smoothing cannot gouge)
+        dist = ndimage.gaussian_filter(ndimage.distance_transform_edt(np.pad(region, 1))
+                                       * self.g, 1.0)
         dmax = float(dist.max())
         ds = [self.g * 0.5]
         while ds[-1] + self.stepover < dmax:

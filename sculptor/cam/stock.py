@@ -47,7 +47,7 @@ class StockModel:
         reach; -inf/inf allowed) in their column."""
         cell, h, vi = self.column_heights(setup_from_piece, xs, ys)
         fl = floor.reshape(-1)[cell]
-        return vi[h > fl + self.voxel_mm * 0.5]
+        return vi[h > fl]
 
     def remove(self, voxel_index: np.ndarray) -> int:
         n = int(self.material[voxel_index].sum())
@@ -58,7 +58,8 @@ class StockModel:
                         ) -> np.ndarray:
         """Depth of remaining stock over each surface point along its outward normal:
         the largest offset t <= max_mm (step voxel/2) where a material voxel sits, found
-        walking out from the surface while material continues (gaps of one voxel allowed).
+        walking out from the surface while material continues (gaps of one voxel allowed),
+        less half a voxel (a voxel centre t out means wood from about t - voxel/2).
         points, normals : (n, 3). Returns (n,) mm."""
         step = self.voxel_mm / 2
         ts = np.arange(step, max_mm + 1e-9, step)
@@ -73,9 +74,9 @@ class StockModel:
             flat = np.zeros(len(q), np.int64)
             flat[ok] = np.ravel_multi_index(ijk[ok].T, self.shape)
             mat = ok & self.material[flat]
-            out = np.where(alive & mat, t, out)
+            out = np.where(alive & mat, max(t - self.voxel_mm / 2, 0.0), out)
             miss = np.where(mat, 0, miss + 1)
-            alive &= miss <= max(2, int(round(2 * self.voxel_mm / step)))
+            alive &= miss <= 2  # one voxel of gap (the design voxel at the surface)
         return out
 
     def material_near(self, points: np.ndarray, radius_mm: float) -> np.ndarray:

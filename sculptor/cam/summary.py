@@ -85,8 +85,17 @@ def rotary_gouge_check(p: Pass, query, tool, allowance_mm: float) -> dict:
         c = pos - fr[:, :, 2] * tool.radius_mm
         dist = query.near_distance(c, tool.radius_mm + 2.0) - tool.radius_mm
     else:
-        pts = to_piece(pos, fr, rotary_cutting_points(tool))
-        dist = query.near_distance(pts.reshape(-1, 3), 2.0).reshape(len(pos), -1).min(1)
+        # first a bounding sphere of the cutting end (one query per move), then every
+        # sample point of the cutting shape for the moves that come near the design
+        half = tool.flute_length_mm / 2
+        bound = math.hypot(tool.radius_mm, half)
+        dc = query.near_distance(pos - fr[:, :, 2] * half, bound + 2.0) - bound
+        dist = dc.copy()
+        near = np.flatnonzero(dc < 2.0)
+        if len(near):
+            pts = to_piece(pos[near], fr[near], rotary_cutting_points(tool))
+            dist[near] = query.near_distance(pts.reshape(-1, 3), 2.0).reshape(
+                len(near), -1).min(1)
     body = query.inside(to_piece(pos, fr, rotary_body_points(tool)).reshape(-1, 3))
     gouge = float(max(0.0, -(dist.min() - 0.0))) if allowance_mm <= 0 else \
         float(max(0.0, -dist.min()))

@@ -1,0 +1,115 @@
+"""CAM benchmarks (issue 7).
+
+1. Finishing the 100k-triangle Nefertiti scan scaled to 400 mm with ball-6mm at 0.25 mm
+   sampling along the path (all bands of the banded 3+2 raster, scallop 0.2 mm): time.
+2. Side by side with OpenCAMLib's BatchDropCutter on the same 3-axis job (same mesh,
+   6 mm ball, same grid: 0.25 mm along x, raster lines 2 mm apart), in one run:
+   points per second of each and the CL height difference on continuous regions (grid
+   points whose CL differs from its neighbours by < 1 mm, both tools finding contact).
+
+    .venv/bin/python benchmarks/bench_cam.py [--mesh ../shared/data/meshes/nefertiti.obj]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from sculptor.cam import Cutter, MeshQuery, drop_cutter
+from sculptor.cam.bands import Bands
+from sculptor.cam.finish import finish_passes
+from sculptor.profiles import load_tool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(mesh_path: Path) -> trimesh.Trimesh:
+    m = trimesh.load(mesh_path, force="mesh")
+    m.apply_translation(-m.bounds[0])
+    m.apply_scale(400.0 / m.extents[2])
+    lo, hi = m.bounds
+    m.apply_translation([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, 0.0])
+    return m
+
+
+def bench_finish(m) -> dict:
+    tool = load_tool("ball-6mm")
+    t0 = time.perf_counter()
+    q = MeshQuery(m)
+    passes, rep = finish_passes(q, Bands(8), tool, scallop_mm=0.2, sample_mm=0.25,
+                                simplify_mm=0.01)
+    dt = time.perf_counter() - t0
+    return {"finish_s": dt, "cl_points": rep["cl_points"], "moves": sum(p.n_moves
+                                                                       for p in passes),
+            "stepover_mm": rep["stepover_mm"]}
+
+
+def bench_ocl(m, line_mm: float = 2.0, sample_mm: float = 0.25) -> dict:
+    import opencamlib as ocl
+
+    v, f = np.asarray(m.vertices), np.asarray(m.faces)
+    lo, hi = m.bounds
+    xs = np.arange(lo[0] - 4, hi[0] + 4, sample_mm)
+    ys = np.arange(lo[1] - 4, hi[1] + 4, line_mm)
+    t0 = time.perf_counter()
+    cl = drop_cutter(v, f, Cutter.ball(3.0), xs, ys)
+    t_ours = time.perf_counter() - t0
+
+    s = ocl.STLSurf()
+    for tri in v[f]:
+        s.addTriangle(ocl.Triangle(*[ocl.Point(*map(float, p)) for p in tri]))
+    bdc = ocl.BatchDropCutter()
+    bdc.setSTL(s)
+    bdc.setCutter(ocl.BallCutter(6.0, 60.0))
+    zmin = float(lo[2]) - 10.0
+    for y in ys:
+        for x in xs:
+            bdc.appendPoint(ocl.CLPoint(float(x), float(y), zmin))
+    t0 = time.perf_counter()
+    bdc.run()
+    t_ocl = time.perf_counter() - t0
+    z = np.array([p.z for p in bdc.getCLPoints()]).reshape(len(ys), len(xs))
+    both = np.isfinite(cl) & (z > zmin + 1e-6)
+    jump = np.zeros_like(both)
+    d = np.abs(np.diff(np.where(both, cl, 0), axis=1))
+    jump[:, 1:] |= d > 1.0
+    jump[:, :-1] |= d > 1.0
+    cont = both & ~jump
+    diff = np.abs(cl - z)[cont]
+    n = len(xs) * len(ys)
+    return {"points": n, "ours_s": t_ours, "ocl_s": t_ocl, "ours_pts_s": n / t_ours,
+            "ocl_pts_s": n / t_ocl, "ratio": t_ocl / t_ours,
+            "max_diff_mm": float(diff.max()), "p99_diff_mm": float(np.percentile(diff, 99)),
+            "continuous_share": float(cont.mean() / max(both.mean(), 1e-9)),
+            "ocl_threads": int(ocl.max_threads())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mesh", type=Path,
+                    default=ROOT.parent / "shared" / "data" / "meshes" / "nefertiti.obj")
+    a = ap.parse_args()
+    m = load(a.mesh)
+    print(f"mesh {a.mesh.name}: {len(m.faces)} triangles, {np.round(m.extents, 1)} mm")
+    r = bench_finish(m)
+    print(f"finish (8 side bands + top, ball-6mm, 0.25 mm sampling, scallop 0.2 mm): "
+          f"{r['finish_s']:.1f} s, {r['cl_points']} CL points, {r['moves']} moves, "
+          f"stepover {r['stepover_mm']:.2f} mm  (target < 30 s)")
+    o = bench_ocl(m)
+    print(f"3-axis drop-cutter, {o['points']} points: sculptor {o['ours_s']:.2f} s "
+          f"({o['ours_pts_s']:.0f} pts/s), OpenCAMLib BatchDropCutter {o['ocl_s']:.2f} s "
+          f"({o['ocl_pts_s']:.0f} pts/s, {o['ocl_threads']} threads): ratio "
+          f"{o['ratio']:.1f}x (target >= 10x)")
+    print(f"CL height difference on continuous regions ({o['continuous_share']:.1%} of "
+          f"contact points): max {o['max_diff_mm']:.2e} mm, p99 {o['p99_diff_mm']:.2e} mm "
+          "(target <= 0.05 mm)")
+    del math
+
+
+if __name__ == "__main__":
+    main()
