@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sculptor.cli._app import not_built, scan_app, user_errors
+from sculptor.cli._app import echo, scan_app, user_errors
 
 
 @scan_app.command("register")
@@ -18,7 +18,12 @@ def register_cmd(
     units: Annotated[str, typer.Option(help="auto|m|mm")] = "auto",
 ) -> None:
     """Register partial scans from unknown poses and rebuild a watertight piece (mm)."""
-    not_built("sculptor scan register")
+    from sculptor.scan import register_scans
+
+    reg = register_scans(scans, out, units=units)
+    placed = sum(s.placed for s in reg.scans)
+    echo(f"registered {placed}/{len(reg.scans)} scans ({reg.units}); piece "
+         f"{reg.piece_height_mm:.1f} mm tall -> {out}/registration.json, fused.ply, piece.ply")
 
 
 @scan_app.command("prepare")
@@ -30,4 +35,8 @@ def prepare_cmd(
     meta: Annotated[Path | None, typer.Option(help="CSV with title, year, material, ...")] = None,
 ) -> None:
     """Pose meshes upright and build the signed distance dataset."""
-    not_built("sculptor scan prepare")
+    from sculptor.scan import prepare_dataset
+
+    m = prepare_dataset(inputs, out, res=res, meta=meta)
+    echo(f"prepared {len(m.pieces)} pieces at {res}^3 "
+         f"({len(m.split('held_out'))} held out) -> {out}/manifest.json")
