@@ -236,6 +236,7 @@ class Streamer:
         self._bar = None
         self._commit = _GroupCommit(journal) if journal is not None else None
         self._done = threading.Event()
+        self.crash: Exception | None = None
         self._drain_until: float | None = None
         self._drain_s = 0.4
 
@@ -258,17 +259,29 @@ class Streamer:
     # --------------------------------------------------------------- I/O thread side
     def on_receive(self, batch: list[tuple], now: float) -> None:
         with self.lock:
-            s = self.sender
-            for it in batch:
-                if len(it) == 3:
-                    s.link_lost(it[0], it[2])
-                else:
-                    s.feed(parse_response(it[1]), it[0])
-            self._pump(now)
+            try:
+                s = self.sender
+                for it in batch:
+                    if len(it) == 3:
+                        s.link_lost(it[0], it[2])
+                    else:
+                        s.feed(parse_response(it[1]), it[0])
+                self._pump(now)
+            except Exception as e:      # a bug must stop the machine, not hang the stream
+                self._crashed(e)
 
     def on_tick(self, now: float) -> None:
         with self.lock:
-            self._pump(now)
+            try:
+                self._pump(now)
+            except Exception as e:
+                self._crashed(e)
+
+    def _crashed(self, e: Exception) -> None:
+        if self.crash is None:
+            self.crash = e
+            self.link.write_realtime(self.sender._hold_byte())
+        self._done.set()
 
     def _pump(self, now: float) -> None:
         s = self.sender
@@ -301,10 +314,11 @@ class Streamer:
             try:
                 while not self._done.wait(0.1):
                     self._update_bar()
-                    if link.closed_reason is not None and not link._thread.is_alive():
+                    if not link._thread.is_alive():
                         with self.lock:
-                            s.link_lost(self.clock(), link.closed_reason)
-                            self._pump(self.clock())
+                            s.link_lost(self.clock(),
+                                        link.closed_reason or "the serial I/O thread stopped")
+                        self._done.set()
             except KeyboardInterrupt:
                 self.abort()
                 self.messages.append("interrupted (Ctrl-C): feed hold sent")
@@ -313,6 +327,9 @@ class Streamer:
                 link.detach()
                 if self._commit is not None:
                     self._commit.close()
+            if self.crash is not None:
+                raise RuntimeError("the sender failed inside the I/O thread; feed hold "
+                                   "was sent") from self.crash
             if (isinstance(s, GrblSender) and s.held and "silent" not in s.reason
                     and link.closed_reason is None):
                 self._reset_after_hold()
@@ -547,6 +564,10 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
     if journal is not None and resume is None and Path(journal).exists():
         raise UserError(f"journal {journal} already exists; give a new --journal path or "
                         f"continue it with --resume {journal}")
+    jdir = Path(resume if resume is not None else journal or program).resolve().parent
+    if not (jdir.is_dir() and os.access(jdir, os.W_OK)):
+        raise UserError(f"cannot write the journal in {jdir}; give --journal PATH in a "
+                        "writable directory")
 
     link = SerialLink.open(port, baud)
     jr: Journal | None = None

@@ -297,3 +297,24 @@ def test_unplug_and_resume_other_protocols(protocol, write_program, controller):
     assert s2.ok, s2.text()
     vc.executed[:] = [ln for ln in vc.executed if ln not in ("G4P0", "M400")]
     assert_resumed(vc, j, expected, max_again=1)
+
+
+def test_a_bug_in_the_sender_holds_the_machine_and_does_not_hang(write_program, controller,
+                                                                 monkeypatch):
+    from sculptor.stream.machine import GrblSender
+    prog, _ = write_program(200, feed_inv_min=600)
+    c = controller("grbl", time_scale=20)
+    calls = {"n": 0}
+    real = GrblSender._on_status
+
+    def buggy(self, resp, now):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ZeroDivisionError("simulated bug")
+        return real(self, resp, now)
+    monkeypatch.setattr(GrblSender, "_on_status", buggy)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="feed hold"):
+        stream_program(prog, c.port, **QUIET)
+    assert time.monotonic() - t0 < 5
+    assert 0x21 in [b for b, _ in c.controller.rt_log]
