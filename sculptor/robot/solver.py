@@ -456,6 +456,23 @@ def _spread_states(fr: Freedom, states: np.ndarray, keep: np.ndarray, n: int):
             np.interp(idx, keep, fr.tilt[states]))
 
 
+def _pass_tool(tool, tool_id: str):
+    """The pass's own tool when its ``tool_id`` names a tool profile (the toolpath was
+    planned for it), else ``tool`` (fallback; also for synthetic ids)."""
+    if tool is not None:
+        fallback = resolve_tool(tool)
+        if tool_id == fallback.name:
+            return fallback
+        try:
+            return resolve_tool(tool_id)
+        except UserError:
+            return fallback
+    try:
+        return resolve_tool(tool_id)
+    except UserError as e:
+        raise UserError(f"{e}; the toolpath names tool '{tool_id}'") from None
+
+
 def _hold_last_valid(q: np.ndarray) -> np.ndarray:
     """Unreachable points have no joints: they hold the last finite value (the first
     finite one at the start; zeros if none) so every consumer gets finite numbers; the
@@ -507,8 +524,9 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                   dp_spacing_mm: float = 2.0, chunk: int = 256) -> RobotProgram:
     """Solve joints for every move of ``toolpath`` in ``cell``.
 
-    tool: a tool profile or name used for every pass, or None to use each pass's
-    ``tool_id``. Returns a :class:`RobotProgram` (densified; ``valid_ratio`` and
+    tool: each pass uses the tool its ``tool_id`` names; ``tool`` (a profile or name) is
+    the fallback for passes whose ``tool_id`` is no known tool profile.
+    Returns a :class:`RobotProgram` (densified; ``valid_ratio`` and
     ``failures`` say which moves fail and why). The state search runs on points at least
     ``dp_spacing_mm`` apart along cutting moves (every rapid, plunge and retract is kept);
     the points between take interpolated states and are checked one by one.
@@ -542,7 +560,7 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
         for p_idx, ps in enumerate(toolpath.passes):
             if ps.n_moves == 0:
                 continue
-            tl = resolve_tool(tool if tool is not None else ps.tool_id)
+            tl = _pass_tool(tool, ps.tool_id)
             tools.append(tl.name)
             pos, frames = ps.position_mm, ps.tool_frame
             table, kinds = ps.turntable_rad, ps.kind
@@ -616,7 +634,7 @@ def _solve_cnc3(toolpath: Toolpath, rc: RobotCell, tool, chord_tol_mm: float) ->
     for p_idx, ps in enumerate(toolpath.passes):
         if ps.n_moves == 0:
             continue
-        tl = resolve_tool(tool if tool is not None else ps.tool_id)
+        tl = _pass_tool(tool, ps.tool_id)
         tools.append(tl.name)
         if not np.all(np.isfinite(ps.position_mm)) or not np.all(np.isfinite(ps.tool_frame)):
             bad = np.nonzero(~np.all(np.isfinite(ps.position_mm), 1))[0]
