@@ -123,10 +123,13 @@ class SerialLink:
     # -------------------------------------------------------------- the thread
     def _write_all(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
+        t_end = time.monotonic() + 2.0
         while view:
             try:
                 n = os.write(fd, view)
             except BlockingIOError:
+                if time.monotonic() > t_end:
+                    raise OSError("writing to the port timed out (the device does not read)")
                 select.select([], [fd], [], 0.05)
                 continue
             view = view[n:]
@@ -209,6 +212,13 @@ class SerialLink:
         except OSError as e:
             if not self._closing:
                 self._lost(f"the device went away ({e.strerror or e})")
+        finally:
+            # a feed hold queued just before close() must still reach the controller
+            with contextlib.suppress(OSError):
+                while self._rt:
+                    b = self._rt.popleft()
+                    self._write_all(fd, b)
+                    self.rt_sent.append((b, time.monotonic()))
 
     def _lost(self, why: str) -> None:
         self.closed_reason = why

@@ -349,6 +349,8 @@ class GrblSender(Sender):
                 upto = 0
         else:
             return
+        if self._errored:       # a line answered error:N did not run: never count past it
+            upto = min(upto, min(self._errored))
         if upto > self.exec_upto:
             self.exec_upto = upto
             self._event("exec", now, upto - 1)

@@ -34,16 +34,26 @@ class Modal:
     spindle_speed: float | None = None
 
     def preamble(self) -> list[str]:
-        """Lines that put a freshly reset controller into this state (grbl syntax)."""
-        out = ["G21" if self.units_mm else "G20", "G90" if self.absolute else "G91",
-               "G93" if self.inverse_time else "G94"]
-        if self.feed is not None and not self.inverse_time:
-            out.append(f"F{self.feed:g}")
+        """Lines that put a freshly reset controller into this state (grbl syntax).
+
+        The motion mode matters most: after a reset grbl is in G0, and a program line
+        with axis words only would become a rapid. A bare ``G1`` in G93 mode is an error
+        in grbl (error:22, F is required), so G1 is set in G94 with an F word first and
+        G93 restored after it (every G93 line carries its own F)."""
+        out = ["G21" if self.units_mm else "G20", "G90" if self.absolute else "G91"]
         if self.spindle in (3, 4):
-            s = f" S{self.spindle_speed:g}" if self.spindle_speed is not None else ""
+            s = f"S{self.spindle_speed:g}" if self.spindle_speed is not None else ""
             out.append(f"M{self.spindle}{s}")
             out.append("G4P2")          # let the spindle come up to speed before cutting
-        out.append(f"G{self.motion}")
+        if self.motion == 1:
+            if self.inverse_time:
+                out += [f"G94G1F{self.feed or 1:g}", "G93"]
+            elif self.feed is not None:
+                out.append(f"G94G1F{self.feed:g}")
+            else:
+                out += ["G94", "G1"]
+        else:
+            out += ["G93" if self.inverse_time else "G94", "G0"]
         return out
 
 

@@ -267,6 +267,8 @@ class Streamer:
                     else:
                         s.feed(parse_response(it[1]), it[0])
                 self._pump(now)
+            except OSError:
+                raise                   # the port failed: the link reports it as lost
             except Exception as e:      # a bug must stop the machine, not hang the stream
                 self._crashed(e)
 
@@ -274,6 +276,8 @@ class Streamer:
         with self.lock:
             try:
                 self._pump(now)
+            except OSError:
+                raise
             except Exception as e:
                 self._crashed(e)
 

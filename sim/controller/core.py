@@ -432,8 +432,9 @@ class VirtualController:
                 return 20, None
         if "F" in words:
             new.feed = words["F"]
-        elif new.inverse_time and any(a in words for a in AXES) and new.motion == 1:
-            return 22, None    # G93 needs F on every feed move
+        elif (new.inverse_time and new.motion == 1
+              and (1 in gs or any(a in words for a in AXES))):
+            return 22, None    # G93 needs F on every feed block (a bare G1 too, like grbl)
         if 4 in gs:
             self._modal = new
             dwell = words.get("P", 0.0)

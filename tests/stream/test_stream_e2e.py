@@ -40,13 +40,16 @@ def test_every_line_once_in_order(protocol, write_program, controller, tmp_path)
     assert events[-1].ev == "done"
 
 
-PREAMBLE = ("G21", "G90", "G93", "G1")
+def is_preamble(line: str) -> bool:
+    return line in ("G21", "G90", "G93") or line.startswith("G94G1F")
 
 
 def assert_resumed(vc, j: int, expected: list[str], max_again: int) -> int:
     """The controller ran expected[:j] before the break; after the resume it must run
     expected[i:] with i <= j (nothing skipped) and at most ``max_again`` lines again."""
-    after = [ln for ln in vc.executed[j:] if ln not in PREAMBLE]
+    pre = [ln for ln in vc.executed[j:j + 4] if is_preamble(ln)]
+    assert pre == ["G21", "G90", pre[2], "G93"] and pre[2].startswith("G94G1F")
+    after = vc.executed[j + 4:]
     i = expected.index(after[0])
     assert i <= j and j - i <= max_again and after == expected[i:]
     return i

@@ -36,7 +36,7 @@ def test_grbl_counts_exact_bytes_and_never_overfills():
 
 def test_grbl_error_stops_feeding_holds_and_names_the_line():
     its = items(10, size=30)
-    s = GrblSender(its, rx_buffer=128)
+    s = GrblSender(its, rx_buffer=128, planner_blocks=15)
     s.start(0.0)
     s.poll(0.0)                              # 4 lines in flight
     s.feed(R("ok"), 0.01)
@@ -50,6 +50,8 @@ def test_grbl_error_stops_feeding_holds_and_names_the_line():
     assert "unsupported" in errs[0].text
     s.feed(R("ok"), 0.04)                    # lines already in the buffer still answer
     assert s.acked == 3
+    s.feed(R("<Idle|MPos:0,0,0|Bf:15,127|FS:0,0>"), 0.05)
+    assert s.exec_upto == 1                  # never past the failed line, even when Idle
 
 
 def test_grbl_alarm_silence_garbage_and_reset():

@@ -33,8 +33,10 @@ def test_modal_state_and_targets(tmp_path):
     assert prog.lines[4].before.absolute is False
     b = prog.lines[6].before
     assert b.spindle == 3 and b.spindle_speed == 9000 and b.inverse_time
-    pre = prog.lines[2].before.preamble()
-    assert pre[:3] == ["G21", "G90", "G94"] and "F300" in pre and pre[-1] == "G1"
+    assert prog.lines[2].before.preamble() == ["G21", "G90", "G94G1F300"]
+    assert prog.lines[6].before.preamble() == ["G21", "G90", "M3S9000", "G4P2", "G94G1F300",
+                                               "G93"]
+    assert prog.lines[7 - 1].before.motion == 1
 
 
 @pytest.mark.parametrize("text,needle", [

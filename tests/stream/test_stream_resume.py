@@ -33,13 +33,13 @@ def js(sent, acked=(), exec_line=0):
 def test_stopped_between_lines(prog):
     plan = plan_resume(prog, js(range(1, 8), range(1, 4), exec_line=3), (10, 10, 0))
     assert plan.line_no == 4 and "between lines" in plan.reason
-    assert plan.preamble[:3] == ("G21", "G90", "G93")
+    assert plan.preamble == ("G21", "G90", "G94G1F600", "G93")   # no bare G1 in G93
 
 
 def test_stopped_inside_a_line_resends_it(prog):
     plan = plan_resume(prog, js(range(1, 8), range(1, 5), exec_line=4), (4, 10, 0))
     assert plan.line_no == 5 and "inside" in plan.reason
-    assert "M3 S1000" in plan.preamble and "G4P2" in plan.preamble   # spindle back on first
+    assert plan.preamble[2:4] == ("M3S1000", "G4P2")   # spindle back on before moving
 
 
 def test_earliest_match_never_skips(prog):
