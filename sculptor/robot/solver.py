@@ -218,7 +218,7 @@ def _ik_states(robot, cell, tcp_from_flange, pos, frames, table_rad, fr: Freedom
 # ----------------------------------------------------------------------------- DP per pass
 def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, kinds,
                 fr: Freedom, jump_rad: float, chunk: int, tick,
-                branch_switch_cost: float = 2.0) -> dict:
+                branch_switch_cost: float = 2.0, n_rapid_pred: int = 24) -> dict:
     n, K = len(pos), fr.k
     tcp_from_flange = inv_rigid(tool_matrix(tool))
     tlo, thi = cell.turntable_limits_rad()
@@ -256,15 +256,20 @@ def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, ki
                 continue
             if kinds[gi] == MoveKind.RAPID:
                 # in the air: any state and any branch (a joint move re-configures the arm)
+                # predecessors: the n_rapid_pred cheapest states (they hold every
+                # feasible path that matters: the others carry BIG or worse soft costs)
+                cf = cost.reshape(kb)
+                m = min(kb, n_rapid_pred)
+                pred = np.argpartition(cf, m - 1)[:m] if m < kb else np.arange(kb)
                 qf = q_ik.reshape(kb, 1, 6)  # transition() adds the W axis
-                base = q_rep.reshape(1, kb, 1, 6)
-                tot, q_new = checker.transition(qf, base, cost.reshape(1, kb, 1), jump_rad,
-                                                False)
-                tot = tot[..., 0] + switch  # (KB, KB')
+                base = q_rep.reshape(kb, 6)[pred].reshape(1, m, 1, 6)
+                tot, q_new = checker.transition(qf, base, cf[pred].reshape(1, m, 1),
+                                                jump_rad, False)
+                tot = tot[..., 0] + switch[:, pred]  # (KB, m)
                 arg = np.argmin(tot, axis=1)
                 rows = np.arange(kb)
                 cost = tot[rows, arg].reshape(K, 8) + unary[i]
-                back[gi] = arg.reshape(K, 8)
+                back[gi] = pred[arg].reshape(K, 8)
                 q_rep = q_new[rows, arg, 0].reshape(K, 8, 6)
             else:
                 base = q_rep[nb_safe]  # (K, W, 8, 6)
