@@ -88,9 +88,11 @@ def _on_segment(p: Sequence[float], a: Sequence[float], b: Sequence[float], tol:
 
 
 def plan_resume(program: Program, js: JournalState, position: Sequence[float] | None,
-                tol: float = 0.002) -> ResumePlan:
+                tol: float = 0.02) -> ResumePlan:
     """The restart point (see module doc). ``position``: the controller's machine position
-    in program units ((k,) for its first k axes), None when it cannot report one."""
+    in program units ((k,) for its first k axes), None when it cannot report one.
+    ``tol``: per-axis match tolerance in program units; a real controller reports its
+    position in whole steps (0.0125 mm at 80 steps/mm), so it cannot be much tighter."""
     lines = program.lines
     n = len(lines)
     e = sum(1 for ln in lines if ln.no <= js.exec_line)       # [0, e) executed

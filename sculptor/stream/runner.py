@@ -537,6 +537,7 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
                    journal: Path | None = None, progress: bool = True,
                    controller: str | None = None, *, keyboard: bool = False,
                    silence_s: float = 1.5, wait_idle_s: float = 120.0,
+                   resume_tol: float = 0.02,
                    on_start: Callable[[Streamer], None] | None = None,
                    log: Callable[[str], None] | None = None) -> StreamSummary:
     """Stream ``program`` to the controller on ``port``; see the module doc for the order
@@ -603,7 +604,7 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
 
         start, preamble = 0, ()
         if js is not None:
-            plan: ResumePlan = plan_resume(prog, js, position)
+            plan: ResumePlan = plan_resume(prog, js, position, tol=resume_tol)
             start, preamble = plan.index, plan.preamble
             summary.resumed_from_line = plan.line_no or None
             if plan.index >= len(prog):

@@ -39,6 +39,9 @@ def test_stopped_between_lines(prog):
 def test_stopped_inside_a_line_resends_it(prog):
     plan = plan_resume(prog, js(range(1, 8), range(1, 5), exec_line=4), (4, 10, 0))
     assert plan.line_no == 5 and "inside" in plan.reason
+    # a real controller reports whole steps: a few hundredths off still matches
+    plan = plan_resume(prog, js(range(1, 8), range(1, 5), exec_line=4), (4.013, 9.988, 0.01))
+    assert plan.line_no == 5
     assert plan.preamble[2:4] == ("M3S1000", "G4P2")   # spindle back on before moving
 
 
