@@ -58,7 +58,7 @@ def register_scans(paths: list[Path], out: Path, units: str = "auto",
         task = bar.add_task("scan register", total=n_pairs + 6)
         res = register_points(scans_mm, progress=lambda k: bar.advance(task, k))
         placed = [k for k, w in enumerate(res.world_from_scan_mm) if w is not None]
-        if len(placed) < 2 or len(placed) * 2 < len(paths):
+        if len(placed) < 2 or len(placed) * 2 <= len(paths):
             raise UserError(
                 f"only {len(placed)} of {len(paths)} scans fit together: the scans look like "
                 "different objects (or overlap too little); give overlapping scans of ONE piece")

@@ -223,8 +223,7 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
     # 5. fine refinement + pose graph
     placed = [k for k in range(n) if poses[k] is not None]
     fine_clouds = {k: preprocess(scans_mm[k], fine, features=False)[0] for k in placed}
-    fit, rmse = refine_poses(poses, fine_clouds, ref, fine, tree_edges={
-        frozenset((p.i, p.j)) for p in tree}, progress=progress)
+    fit, rmse = refine_poses(poses, fine_clouds, ref, fine, progress=progress)
     reasons: list[str | None] = [None] * n
     for k in range(n):
         if poses[k] is None:
