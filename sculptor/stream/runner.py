@@ -67,6 +67,19 @@ class StreamSummary:
     def ok(self) -> bool:
         return self.state == State.DONE.value
 
+    # short names (sent / acknowledged / elapsed) for callers such as the demo
+    @property
+    def sent(self) -> int:
+        return self.lines_sent
+
+    @property
+    def acknowledged(self) -> int:
+        return self.lines_acknowledged
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_s
+
     def text(self) -> str:
         head = "done" if self.ok else f"STOPPED ({self.state})"
         s = (f"{head}: {self.lines_acknowledged}/{self.lines_sent} lines acknowledged of "
@@ -679,8 +692,15 @@ def _check_mode(w: _Wire, prog: Program, rx_buffer: int, planner: int | None,
     st = Streamer(w.link, sender, items, progress=progress, label="check mode")
     st.run(drain_s=0.2)
     # leaving check mode makes grbl reset itself: wait for its banner
+    if w.link.closed_reason is not None:
+        raise UserError(f"port lost during the check-mode pass: {w.link.closed_reason} "
+                        "(nothing was moved)")
     w.link.write(b"$C\n")
-    w.collect(lambda r: r.kind == "welcome", HANDSHAKE_S)
+    try:
+        w.collect(lambda r: r.kind == "welcome", HANDSHAKE_S)
+    except UserError:
+        if sender.state == State.DONE:
+            raise
     if sender.state != State.DONE:
         where = f"{prog.path}:{st.failed_line}: " if st.failed_line else ""
         raise UserError(f"check mode stopped at {where}{sender.reason}; fix the program "

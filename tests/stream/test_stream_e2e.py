@@ -7,12 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import serial
 
 from sculptor.errors import UserError
-from sculptor.stream import stream_program
+from sculptor.stream import load_program, stream_program
 
 QUIET = dict(progress=False, log=lambda m: None)
 
@@ -321,3 +322,28 @@ def test_a_bug_in_the_sender_holds_the_machine_and_does_not_hang(write_program, 
         stream_program(prog, c.port, **QUIET)
     assert time.monotonic() - t0 < 5
     assert 0x21 in [b for b, _ in c.controller.rt_log]
+
+
+REAL_POST = Path(__file__).resolve().parents[1] / "data" / "stream" / "gcode-joint-block.gcode"
+
+
+def test_real_post_output_check_first_unplug_and_resume(controller, tmp_path):
+    """A program written by sculptor's gcode-joint post (G93, modal axis words left out):
+    checked in $C, streamed, cut mid-job by an unplug, resumed: nothing skipped."""
+    prog = tmp_path / REAL_POST.name
+    prog.write_bytes(REAL_POST.read_bytes())
+    expected = [ln.text for ln in load_program(prog).lines]
+    assert len(expected) > 800 and expected[1] == "G93"
+    c = controller("grbl", time_scale=300, unplug_at_line=len(expected) + 500)  # after $C
+    s1 = stream_program(prog, c.port, check_first=True, **QUIET)
+    assert s1.checked and s1.state == "failed" and "port lost" in s1.message
+    vc = c.controller
+    t_end = time.monotonic() + 10
+    while vc.state == "Run" and time.monotonic() < t_end:
+        time.sleep(0.05)
+    j = len(vc.executed)
+    assert 400 < j < 500 + 2 and vc.executed == expected[:j]
+    vc.faults.unplug_at_line = None
+    s2 = stream_program(prog, c.replug(), resume=s1.journal, **QUIET)
+    assert s2.ok, s2.text()
+    assert_resumed(vc, j, expected, max_again=4)
