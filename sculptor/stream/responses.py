@@ -38,6 +38,18 @@ class Status:
     mpos: tuple[float, ...] | None
     planner_free: int | None
     rx_free: int | None
+    wpos: tuple[float, ...] | None = None
+    wco: tuple[float, ...] | None = None
+
+    def work_position(self, wco: tuple[float, ...] | None = None) -> tuple[float, ...] | None:
+        """Position in program (work) coordinates: WPos, or MPos - WCO (grbl sends WCO
+        only now and then: pass the last one seen), or MPos when no offset is known."""
+        if self.wpos is not None:
+            return self.wpos
+        off = self.wco or wco
+        if self.mpos is not None and off is not None:
+            return tuple(m - o for m, o in zip(self.mpos, off))
+        return self.mpos
 
 
 @dataclass(frozen=True)
@@ -72,17 +84,22 @@ def parse_status(text: str) -> Status | None:
     body = text[1:-1].split("|")
     if not body or not body[0]:
         return None
-    mpos = planner = rx = None
+    mpos = wpos = wco = planner = rx = None
     for field in body[1:]:
         key, _, val = field.partition(":")
         try:
-            if key in ("MPos", "WPos"):
+            if key == "MPos":
                 mpos = tuple(float(v) for v in val.split(","))
+            elif key == "WPos":
+                wpos = tuple(float(v) for v in val.split(","))
+            elif key == "WCO":
+                wco = tuple(float(v) for v in val.split(","))
             elif key == "Bf":
                 planner, rx = (int(v) for v in val.split(","))
         except ValueError:
             return None
-    return Status(state=body[0], mpos=mpos, planner_free=planner, rx_free=rx)
+    return Status(state=body[0], mpos=mpos, planner_free=planner, rx_free=rx, wpos=wpos,
+                  wco=wco)
 
 
 def parse_response(line: str) -> Response:

@@ -195,6 +195,18 @@ def _grbl_ready(w: _Wire, st: Response, wait_idle_s: float) -> Response:
         st = _grbl_status(w)
 
 
+def _grbl_work_position(w: _Wire, st: Response) -> tuple[float, ...] | None:
+    """The position in program coordinates. grbl reports MPos (or WPos, per $10) and the
+    work offset WCO only in some reports: ask a few times for one that has it."""
+    for _ in range(12):
+        s = st.status
+        if s is not None and (s.wpos is not None or s.wco is not None):
+            return s.work_position()
+        st = _grbl_status(w)
+    s = st.status
+    return s.work_position() if s is not None else None   # no offset reported: MPos
+
+
 def _marlin_handshake(w: _Wire) -> None:
     w.link.write(marlin_frame(0, b"M110 N0"))
     w.collect(lambda r: r.kind == "ok", HANDSHAKE_S)
@@ -599,7 +611,8 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
         if protocol == "grbl":
             rx_buffer, planner, st = _grbl_handshake(w, rx_buffer)
             st = _grbl_ready(w, st, wait_idle_s if resume is not None else 0.0)
-            position = st.status.mpos if st.status else None
+            if resume is not None:
+                position = _grbl_work_position(w, st)
         elif protocol == "marlin":
             _marlin_handshake(w)
             if resume is not None:

@@ -135,6 +135,7 @@ class VirtualController:
         self.unplug_requested = False
         self.fault_at: float | None = None   # wall time the line-keyed fault fired
         self.position = tuple(0.0 for _ in AXES)
+        self._reports = 0    # status reports sent (grbl adds WCO to every 10th)
         self._bytes_in = 0
         self._bytes_out = 0
         self._last_keepalive = 0.0
@@ -245,7 +246,9 @@ class VirtualController:
         free_rx = self.rx_capacity - len(self._ring)
         state = "Check" if self.check_mode else self.state
         feed = self._modal.feed if self.state == "Run" else 0.0
-        return f"<{state}|MPos:{pos}|Bf:{free_blocks},{free_rx}|FS:{feed:.0f},0>"
+        self._reports += 1
+        wco = "|WCO:" + ",".join("0.000" for _ in AXES) if self._reports % 10 == 1 else ""
+        return f"<{state}|MPos:{pos}|Bf:{free_blocks},{free_rx}|FS:{feed:.0f},0{wco}>"
 
     # ------------------------------------------------------------------ lines
     def _line(self, raw: str) -> None:

@@ -223,3 +223,12 @@ def test_executed_bound_never_runs_ahead_of_the_controller():
                     checked += 1
         t += 0.0005
     assert s.state == State.FAILED and checked > 100 and s.exec_upto > 150
+
+
+def test_status_work_position():
+    st = R("<Idle|MPos:10.000,5.000,1.000|Bf:15,127|FS:0,0|WCO:1.000,2.000,0.500>").status
+    assert st.work_position() == (9.0, 3.0, 0.5)
+    st = R("<Idle|WPos:1.000,2.000,3.000|FS:0,0>").status
+    assert st.work_position() == (1.0, 2.0, 3.0)
+    st = R("<Idle|MPos:1.000,2.000,3.000|FS:0,0>").status
+    assert st.work_position() == (1.0, 2.0, 3.0) and st.work_position((1, 1, 1)) == (0, 1, 2)
