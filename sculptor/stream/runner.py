@@ -187,7 +187,10 @@ def _grbl_ready(w: _Wire, st: Response, wait_idle_s: float) -> Response:
         if state.startswith("Hold") or state.startswith("Door"):
             raise UserError(f"the controller is in {state} with moves pending: finish them "
                             "(cycle start ~) or reset it, then try again")
-        if state in ("Idle", "Check"):
+        if state == "Check":
+            raise UserError("the controller is in check mode ($C): nothing would move; "
+                            "leave it (send $C) and try again")
+        if state == "Idle":
             return st
         if time.monotonic() > t_end:
             raise UserError(f"the controller is busy ({state}); wait until it is Idle")
@@ -577,6 +580,9 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
     prog = load_program(program, max_line_chars=prof.max_line_chars, rx_buffer=rx_buffer,
                         allowed_chars=prof.allowed_chars, frame_overhead=overhead)
     js: JournalState | None = None
+    if check_first and protocol != "grbl":
+        raise UserError(f"--check-first needs grbl's check mode ($C); the {protocol} "
+                        "protocol has none")
     if resume is not None and journal is not None:
         raise UserError("give either --resume JOURNAL (it is appended to) or --journal, "
                         "not both")
@@ -621,9 +627,6 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
             _ack_handshake(w)
 
         if check_first:
-            if protocol != "grbl":
-                raise UserError("--check-first needs grbl's check mode ($C); the "
-                                f"{protocol} protocol has none")
             _check_mode(w, prog, rx_buffer, planner, silence_s, progress)
             summary.checked = True
             say(f"check mode: all {len(prog)} lines accepted")

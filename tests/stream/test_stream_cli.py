@@ -110,3 +110,15 @@ def test_cli_fault_exits_1_with_resume_hint(write_program, controller, tmp_path)
     res = run(prog, "--port", c.port, "--journal", tmp_path / "run.jsonl")
     assert res.exit_code == 1
     assert "STOPPED" in res.stdout and "--resume" in res.stdout and "error:20" in res.stdout
+
+
+def test_check_first_needs_grbl_and_check_mode_controller_refused(write_program, controller,
+                                                                  tmp_path):
+    prog, _ = write_program(10)
+    res = run(prog, "--port", "/dev/ttyNOPE0", "--protocol", "marlin", "--check-first")
+    _one_line_exit_2(res, "check mode")                  # refused before the port
+    c = controller("grbl", time_scale=100)
+    c.controller.check_mode = True                       # someone left it in $C
+    res = run(prog, "--port", c.port)
+    _one_line_exit_2(res, "check mode")
+    assert c.controller.accepted == [] and _written(tmp_path, prog) == []
