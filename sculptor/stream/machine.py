@@ -415,12 +415,17 @@ class MarlinSender(Sender):
         self.first_n = first_n
         self._sent_at = 0.0
         self._swallow_ok = False
-        self._resent: set[int] = set()
+        self._pending_error: tuple[str, float] | None = None
 
     def _frame(self, i: int) -> bytes:
         return marlin_frame(i + self.first_n, self.items[i].data)
 
     def _lines(self, now: float) -> list[Out]:
+        if self._pending_error is not None:
+            if now - self._pending_error[1] > 0.3:
+                text, self._pending_error = self._pending_error[0], None
+                self._on_reply(Response("error", text), now)
+            return []
         if self.in_flight == 0 and self.next < len(self.items):
             self._sent_at = now
             return [self._send(now)]
@@ -454,7 +459,11 @@ class MarlinSender(Sender):
         self._sent_at = now
 
     def _on_reply(self, resp: Response, now: float) -> None:
+        if resp.kind == "ok" and self._pending_error is not None:
+            text, self._pending_error = self._pending_error[0], None
+            resp = Response("error", text)      # no Resend came: it was a real error
         if resp.kind == "resend":
+            self._pending_error = None
             self._rewind((resp.code or 0) - self.first_n, now, resp.text)
             self._check_done(now)
             return
@@ -462,6 +471,11 @@ class MarlinSender(Sender):
             if m := re.search(r"Last Line:\s*(\d+)", resp.text):
                 # the Resend: that follows will say the same; act now in case it is garbled
                 self._rewind(int(m.group(1)) + 1 - self.first_n, now, resp.text)
+                return
+            if resp.text.startswith("Error:") and "kill()" not in resp.text:
+                # maybe a resend request with a garbled "Last Line": a Resend: that
+                # follows settles it; an ok or silence instead makes it a real error
+                self._pending_error = (resp.text, now)
                 return
             self.errors += 1
             i = self.acked if self.in_flight else None
