@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import sys
@@ -347,3 +348,24 @@ def test_real_post_output_check_first_unplug_and_resume(controller, tmp_path):
     s2 = stream_program(prog, c.replug(), resume=s1.journal, **QUIET)
     assert s2.ok, s2.text()
     assert_resumed(vc, j, expected, max_again=4)
+
+
+def test_grbl_random_garbling_never_runs_a_wrong_or_later_line(write_program, controller):
+    """Random garbled bytes both ways over a pty, 5 seeds: a run either finishes with
+    every line once, or stops; what ran is always an exact prefix of the program (grbl's
+    buffered lines after a failed one are dropped by the reset at rest)."""
+    prog, expected = write_program(120, feed_inv_min=3000)
+    outcomes = []
+    for seed in range(5):
+        rnd = random.Random(seed)
+        c = controller("grbl", time_scale=20, corrupt_in=sorted(rnd.sample(range(300, 6000), 2)),
+                       corrupt_out=sorted(rnd.sample(range(600, 1500), 1)))
+        s = stream_program(prog, c.port, **QUIET)
+        vc = c.controller
+        assert vc.executed == expected[:len(vc.executed)], seed
+        assert s.ok == (vc.executed == expected)
+        if not s.ok:
+            assert ("garbled" in s.message or "error:" in s.message), s.message
+        outcomes.append(s.state)
+        c.stop()
+    assert "failed" in outcomes                      # the faults did bite
