@@ -62,6 +62,7 @@ class StreamSummary:
     resumed_from_line: int | None = None
     resends: int = 0
     checked: bool = False
+    stopped_at: float | None = None   # time.monotonic() when the fault was detected
 
     @property
     def ok(self) -> bool:
@@ -265,6 +266,7 @@ class Streamer:
         self._commit = _GroupCommit(journal) if journal is not None else None
         self._done = threading.Event()
         self.crash: Exception | None = None
+        self.failed_at: float | None = None
         self._drain_until: float | None = None
         self._drain_s = 0.4
 
@@ -416,6 +418,8 @@ class Streamer:
                 self.messages.append(f"{e.text}" + (f" at program line {no}" if no else ""))
             elif e.kind == "msg":
                 self.messages.append(e.text)
+            elif e.kind == "failed" and self.failed_at is None:
+                self.failed_at = e.t
             if self.journal is None:
                 continue
             if e.kind in ("sent", "ack", "nack", "exec") and not no:
@@ -686,6 +690,7 @@ def stream_program(program: Path, port: str, baud: int = 115200, protocol: str =
                                or "abort" in m or "interrupt" in m or "stopped" in m
                                or "feed hold" in m] if sender.reason else []))
         summary.failed_line = streamer.failed_line
+        summary.stopped_at = streamer.failed_at
         summary.resends = streamer.resends
     finally:
         summary.elapsed_s = time.monotonic() - t0
