@@ -320,6 +320,8 @@ class Streamer:
     def _pump(self, now: float) -> None:
         s = self.sender
         c = self._commit
+        if c is not None and c.error and not s.finished:
+            s._fail(now, f"{c.error}; stopped to be safe")
         outs = s.poll(now, may_send=c is None or c.lag() < self.sync_lines)
         events = s.drain()
         if events:
@@ -475,6 +477,7 @@ class _GroupCommit:
         self.pending: list[str] = []
         self.written = self.synced = 0
         self.stop = False
+        self.error: str | None = None
         self.gather_s = 0.002
         self.thread = threading.Thread(target=self._run, name="journal-fsync", daemon=True)
         self.thread.start()
@@ -500,7 +503,11 @@ class _GroupCommit:
                     self.cv.wait_for(lambda: self.stop, timeout=self.gather_s)
                 batch, self.pending = self.pending, []
                 target = self.written
-            self.journal.append_lines(batch)
+            try:
+                self.journal.append_lines(batch)
+            except OSError as e:            # disk full, disk gone: the stream must stop
+                self.error = f"the journal cannot be written ({e.strerror or e})"
+                return
             with self.cv:
                 self.synced = target
 

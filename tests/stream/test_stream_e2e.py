@@ -369,3 +369,23 @@ def test_grbl_random_garbling_never_runs_a_wrong_or_later_line(write_program, co
         outcomes.append(s.state)
         c.stop()
     assert "failed" in outcomes                      # the faults did bite
+
+
+def test_journal_write_failure_stops_the_stream(write_program, controller, monkeypatch):
+    from sculptor.artifacts.journal import Journal
+    prog, _ = write_program(300, feed_inv_min=600)
+    c = controller("grbl", time_scale=20)
+    calls = {"n": 0}
+    real = Journal.append_lines
+
+    def disk_full(self, lines):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(28, "No space left on device")
+        return real(self, lines)
+    monkeypatch.setattr(Journal, "append_lines", disk_full)
+    t0 = time.monotonic()
+    s = stream_program(prog, c.port, **QUIET)
+    assert s.state == "failed" and "journal cannot be written" in s.message
+    assert "No space left" in s.message and time.monotonic() - t0 < 10
+    assert 0x21 in [b for b, _ in c.controller.rt_log]
