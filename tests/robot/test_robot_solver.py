@@ -96,7 +96,9 @@ def test_rotary_tool_uses_the_free_spin():
     frames = np.repeat(np.diag([1.0, -1.0, -1.0])[None], ps.n_moves, 0)
     ps.tool_frame = frames
     ps.turntable_rad = np.zeros(ps.n_moves)
-    prog = solve_program(tp, CELL, progress=False)
+    # a 340 mm spindle held vertically needs a bigger arm than the KR 6 above the raised
+    # turntable of the demo cell: the IRB 2400 cell
+    prog = solve_program(tp, "abb-irb2400-turntable", progress=False)
     assert prog.valid_ratio == 1.0, [(f["reason"], f["position_mm"]) for f in prog.failures]
     robot, tool = load_robot(prog.robot), load_tool("ball-6mm")
     z = (fk(robot, prog.joints_rad) @ tool.flange_from_tcp.matrix())[:, :3, 2]
@@ -126,7 +128,7 @@ def test_unreachable_points_are_reported_with_where_and_why():
 
 def test_wrist_margin_is_enforced_and_named():
     tp = block_strokes(n_strokes=2, seed=3, faces=("side",))
-    prog = solve_program(tp, CELL, progress=False, a5_margin_deg=80.0)
+    prog = solve_program(tp, CELL, progress=False, a5_margin_deg=89.5)
     assert prog.valid_ratio < 0.5
     assert any("wrist singularity" in f["reason"] for f in prog.failures)
 
