@@ -21,12 +21,14 @@ points no element reaches get ``-inf``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-_CHUNK_PAIRS = 3_000_000
+_CHUNK_PAIRS = 1_000_000
+THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,8 @@ class Cutter:
 class Grid:
     """A regular grid: xs = x0 + i dx (nx), ys = y0 + j dy (ny)."""
 
-    def __init__(self, xs: np.ndarray, ys: np.ndarray):
+    def __init__(self, xs: np.ndarray, ys: np.ndarray, mask: np.ndarray | None = None):
+        self.mask = None if mask is None else np.asarray(mask, bool).reshape(-1)
         self.xs = np.asarray(xs, float)
         self.ys = np.asarray(ys, float)
         self.nx, self.ny = len(self.xs), len(self.ys)
@@ -72,7 +75,8 @@ class Grid:
 def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
                fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Call ``fn(elem, qx, qy) -> z`` for every (element, grid point) in the element's
-    footprint box ``lo``..``hi`` ((m, 2) each) and max-accumulate z into ``out`` (ny*nx)."""
+    footprint box ``lo``..``hi`` ((m, 2) each) and max-accumulate z into ``out`` (ny*nx).
+    Chunks run on ``THREADS`` threads (numpy releases the GIL), each into its own buffer."""
     ix0, ix1 = grid.ix_range(lo[:, 0], hi[:, 0])
     iy0, iy1 = grid.iy_range(lo[:, 1], hi[:, 1])
     nx = np.maximum(ix1 - ix0 + 1, 0)
@@ -82,22 +86,42 @@ def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
     if len(keep) == 0:
         return
     cum = np.cumsum(cnt[keep])
+    chunks = []
     start = 0
     while start < len(keep):
         base = cum[start - 1] if start else 0
         stop = int(np.searchsorted(cum, base + _CHUNK_PAIRS, side="right"))
         stop = max(stop, start + 1)
-        el = keep[start:stop]
-        c = cnt[el]
-        rep = np.repeat(np.arange(len(el)), c)
-        k = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
-        e = el[rep]
-        ix = ix0[e] + k % nx[e]
-        iy = iy0[e] + k // nx[e]
-        z = fn(e, grid.xs[ix], grid.ys[iy])
-        ok = np.isfinite(z)
-        np.maximum.at(out, (iy * grid.nx + ix)[ok], z[ok])
+        chunks.append(keep[start:stop])
         start = stop
+
+    def run(els, buf):
+        for el in els:
+            c = cnt[el]
+            rep = np.repeat(np.arange(len(el), dtype=np.int32), c)
+            k = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+            e = el[rep]
+            nxe = nx[e]
+            iy = k // nxe
+            ix = ix0[e] + (k - iy * nxe)
+            iy += iy0[e]
+            if grid.mask is not None:
+                m = grid.mask[iy * grid.nx + ix]
+                e, ix, iy = e[m], ix[m], iy[m]
+            z = fn(e, grid.xs[ix], grid.ys[iy])
+            ok = z > -np.inf
+            np.maximum.at(buf, (iy * grid.nx + ix)[ok], z[ok])
+
+    if THREADS <= 1 or len(chunks) < 2:
+        run(chunks, out)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bufs = [out] + [np.full_like(out, -np.inf) for _ in range(THREADS - 1)]
+    with ThreadPoolExecutor(THREADS) as ex:
+        list(ex.map(run, [chunks[i::THREADS] for i in range(THREADS)], bufs))
+    for b in bufs[1:]:
+        np.maximum(out, b, out=out)
 
 
 def _mesh_parts(v: np.ndarray, f: np.ndarray):
@@ -213,19 +237,39 @@ def _drop_flat(v, f, edges, grid, R, out):
     _drop_facets(v, f, grid, out, shift, lambda nz, nxy: np.zeros_like(nz))
 
 
+class Adjacency:
+    """Edges of a closed mesh with their two faces and convexity (from trimesh), so the
+    ball drop can skip valley edges: where both faces face up and meet concavely, the
+    ball touching the edge already touches a face, and the facet drop gives that height."""
+
+    def __init__(self, mesh):
+        self.edges = np.asarray(mesh.face_adjacency_edges, np.int64)
+        self.pairs = np.asarray(mesh.face_adjacency, np.int64)
+        self.convex = np.asarray(mesh.face_adjacency_convex, bool)
+        self.face_normals = np.asarray(mesh.face_normals, float)
+
+    def ball_edges(self, setup_from_piece: np.ndarray | None = None) -> np.ndarray:
+        nz = self.face_normals @ (np.asarray(setup_from_piece)[2] if setup_from_piece
+                                  is not None else np.array([0.0, 0, 1]))
+        up = (nz[self.pairs[:, 0]] > 1e-9) & (nz[self.pairs[:, 1]] > 1e-9)
+        return self.edges[~(up & ~self.convex)]
+
+
 def drop_cutter(vertices: np.ndarray, faces: np.ndarray, cutter: Cutter, xs: np.ndarray,
-                ys: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
+                ys: np.ndarray, edges: np.ndarray | None = None,
+                mask: np.ndarray | None = None) -> np.ndarray:
     """CL tip heights of ``cutter`` dropped along -Z onto the mesh.
 
     vertices : (n, 3) float mm; faces : (m, 3) int; xs (nx,), ys (ny,) evenly spaced.
     edges : optional (k, 2) unique edges (computed when omitted).
+    mask : optional (ny, nx) bool: only these grid points are computed (others -inf).
     Returns (ny, nx) float: tip z, ``-inf`` where the cutter touches nothing.
     """
     v = np.asarray(vertices, float)
     f = np.asarray(faces, np.int64)
     if edges is None:
         edges = _mesh_parts(v, f)
-    grid = Grid(xs, ys)
+    grid = Grid(xs, ys, mask)
     out = np.full(grid.nx * grid.ny, -np.inf)
     R = float(cutter.radius_mm)
     if cutter.kind == "ball":
@@ -260,3 +304,35 @@ def frame_from_direction(f: np.ndarray) -> np.ndarray:
     u /= np.linalg.norm(u)
     w = np.cross(f, u)
     return np.stack([u, w, f])
+
+
+def holder_floor(vertices: np.ndarray, faces: np.ndarray, radius_mm: float, xs: np.ndarray,
+                 ys: np.ndarray, coarse_mm: float = 6.0, edges: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """(ny, nx) a height the bottom of a flat disk of ``radius_mm`` (a holder) centred on
+    each grid point can be lowered to without touching the mesh -- conservative (never
+    lower than the exact drop) and cheap: only vertices are dropped, on a coarse grid,
+    with the disk grown by the longest edge (a triangle's highest point is a vertex within
+    one edge of any of its points) and by half the coarse cell's diagonal."""
+    v = np.asarray(vertices, float)
+    f = np.asarray(faces, np.int64)
+    if edges is None:
+        edges = _mesh_parts(v, f)
+    emax = float(np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1).max())
+    xs = np.asarray(xs, float)
+    ys = np.asarray(ys, float)
+    cx = np.arange(xs[0], xs[-1] + coarse_mm, coarse_mm)
+    cy = np.arange(ys[0], ys[-1] + coarse_mm, coarse_mm) if len(ys) > 1 else ys[:1]
+    r = radius_mm + emax + coarse_mm * math.sqrt(2) / 2
+    grid = Grid(cx, cy)
+    out = np.full(grid.nx * grid.ny, -np.inf)
+
+    def vert(i, qx, qy):
+        d2 = (qx - v[i, 0]) ** 2 + (qy - v[i, 1]) ** 2
+        return np.where(d2 <= r * r, v[i, 2], -np.inf)
+
+    _for_pairs(grid, v[:, :2] - r, v[:, :2] + r, out, vert)
+    c = out.reshape(grid.ny, grid.nx)
+    ix = np.clip(np.rint((xs - cx[0]) / coarse_mm).astype(int), 0, len(cx) - 1)
+    iy = np.clip(np.rint((ys - cy[0]) / coarse_mm).astype(int), 0, len(cy) - 1)
+    return c[np.ix_(iy, ix)]

@@ -23,10 +23,9 @@ import math
 import numpy as np
 
 from sculptor.artifacts.toolpath import MoveKind, Pass
-from sculptor.cam.dropcutter import drop_cutter
+from sculptor.cam.dropcutter import drop_cutter, holder_floor
 from sculptor.cam.moves import MoveList, rotary_frame
 from sculptor.cam.rough import tool_cutter
-from sculptor.cam.dropcutter import Cutter
 
 CLEAR_MM = 3.0
 
@@ -55,9 +54,11 @@ def band_cl(query, bands, k: int, tool, sample_mm: float, line_mm: float):
     pad = tool.radius_mm + sample_mm
     us = np.arange(lo[0] - pad, hi[0] + pad, sample_mm)
     vs = np.arange(lo[1] - pad + line_mm / 2, hi[1] + pad, line_mm)
-    cl = drop_cutter(v, query.faces, tool_cutter(tool), us, vs, query.edges)
-    hold = drop_cutter(v, query.faces, Cutter("flat", tool.holder.diameter_mm / 2 + 2.0), us,
-                       vs, query.edges) - tool.length_mm
+    edges = query.adjacency.ball_edges(R) if tool.kind == "ball" else query.edges
+    mask = _band_mask(query, bands, k, v, R, edges, tool, us, vs)
+    cl = drop_cutter(v, query.faces, tool_cutter(tool), us, vs, edges, mask=mask)
+    hold = holder_floor(v, query.faces, tool.holder.diameter_mm / 2 + 2.0, us, vs,
+                        edges=query.edges) - tool.length_mm
     held = hold > cl + 1e-9
     cl = np.maximum(cl, hold)
     fin = np.isfinite(cl)
@@ -71,6 +72,29 @@ def band_cl(query, bands, k: int, tool, sample_mm: float, line_mm: float):
     a = bands.assign(np.nan_to_num(n.reshape(-1, 3))).reshape(ok.shape)
     keep = ok & (a == k)
     return R, us, vs, cl, keep, n
+
+
+def _band_mask(query, bands, k, v, R, edges, tool, us, vs, coarse_mm: float = 2.0):
+    """(ny, nx) bool: grid points near where the band's surface lies, from a coarse drop
+    (``coarse_mm`` grid) whose contact normals are assigned to the band, grown by two
+    coarse cells; the fine drop is computed only there."""
+    from scipy import ndimage
+
+    cu = np.arange(us[0], us[-1] + coarse_mm, coarse_mm)
+    cv = np.arange(vs[0], vs[-1] + coarse_mm, coarse_mm)
+    c = drop_cutter(v, query.faces, tool_cutter(tool), cu, cv, edges)
+    cc = np.where(np.isfinite(c), c, np.nan)
+    gu = np.gradient(cc, coarse_mm, axis=1)
+    gv = np.gradient(cc, coarse_mm, axis=0)
+    ns = np.stack([-gu, -gv, np.ones_like(cc)], -1)
+    ns /= np.linalg.norm(ns, axis=-1, keepdims=True)
+    a = bands.assign(np.nan_to_num(ns @ R).reshape(-1, 3)).reshape(cc.shape)
+    near = ndimage.binary_dilation(a == k, iterations=2)
+    near |= ndimage.binary_dilation(np.isnan(gu) | np.isnan(gv), iterations=1) & \
+        ndimage.binary_dilation(a == k, iterations=4)
+    iu = np.clip(np.rint((us - cu[0]) / coarse_mm).astype(int), 0, len(cu) - 1)
+    iv = np.clip(np.rint((vs - cv[0]) / coarse_mm).astype(int), 0, len(cv) - 1)
+    return near[np.ix_(iv, iu)]
 
 
 def finish_passes(query, bands, tool, *, scallop_mm: float, sample_mm: float,

@@ -44,6 +44,15 @@ class MeshQuery:
         self._vn = np.asarray(mesh.vertex_normals, float)
         self._edges = None
         self._tree = None
+        self._adj = None
+
+    @property
+    def adjacency(self):
+        if self._adj is None:
+            from sculptor.cam.dropcutter import Adjacency
+
+            self._adj = Adjacency(self.mesh)
+        return self._adj
 
     @property
     def edges(self) -> np.ndarray:

@@ -24,7 +24,13 @@ def draw_job(path: Path, mesh, passes, size: int = 640) -> Path:
 
     panels = []
     for view, op in (("three_quarter", "finish"), ("front", "rough")):
-        img = Image.fromarray(render_mesh(mesh, view, (size, size)))
+        b = np.asarray(mesh.bounds, float).copy()
+        pts = [p.position_mm[p.kind == MoveKind.CUT] for p in passes
+               if p.operation == op and p.n_moves]
+        if pts and sum(len(x) for x in pts):
+            allp = np.concatenate(pts)
+            b = np.stack([np.minimum(b[0], allp.min(0)), np.maximum(b[1], allp.max(0))])
+        img = Image.fromarray(render_mesh(mesh, view, (size, size), bounds=b))
         draw = ImageDraw.Draw(img, "RGBA")
         toward = view_rotation(view)[2]
         ci = 0
@@ -35,7 +41,7 @@ def draw_job(path: Path, mesh, passes, size: int = 640) -> Path:
             ci += 1
             if p.n_moves < 2:
                 continue
-            xy = project_points(p.position_mm, view, mesh.bounds, (size, size))
+            xy = project_points(p.position_mm, view, b, (size, size))
             if p.strategy.startswith("gouge"):
                 face = p.tool_frame[:, :, 0] @ toward > 0.25  # x ~ surface normal
             else:
