@@ -14,6 +14,9 @@ the rules are unit-tested without a port:
   line continues along the very same segment), is where the job restarts;
 * so no line is ever skipped, and only in-flight lines can run twice (each ends at an
   absolute target, so a repeated line moves the machine to where it already is);
+* a line answered with an error never ran, so the restart is never past the first one
+  (grbl runs the lines it had buffered after a failed one until the feed hold lands:
+  if it got past the failed line, resuming is refused rather than skipping it);
 * a position on none of those points or segments (the machine was jogged, or lost its
   position) refuses to resume rather than guess.
 """
@@ -40,11 +43,13 @@ class JournalState:
     exec_line: int            # every program line <= this is known executed (0: none)
     done: bool
     errors: tuple[str, ...]
+    first_error_line: int | None = None   # first line answered with an error (last run)
 
     @classmethod
     def from_events(cls, events: Sequence[JournalEvent]) -> "JournalState":
         sent, acked, errors = set(), set(), []
         exec_line, done = 0, False
+        first_error: int | None = None
         for e in events:
             if e.ev == "sent" and e.line:
                 sent.add(e.line)
@@ -57,10 +62,13 @@ class JournalState:
             elif e.ev == "done":
                 done = True
             elif e.ev == "resume":
-                done = False
+                done, first_error = False, None
             elif e.ev in ("error", "alarm"):
                 errors.append(str(getattr(e, "msg", "") or e.ev))
-        return cls(frozenset(sent), frozenset(acked), exec_line, done, tuple(errors))
+                if e.ev == "error" and e.line:
+                    first_error = e.line if first_error is None else min(first_error, e.line)
+        return cls(frozenset(sent), frozenset(acked), exec_line, done, tuple(errors),
+                   first_error)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,11 @@ def plan_resume(program: Program, js: JournalState, position: Sequence[float] | 
     # a power cut can lose the last unsynced "sent" records: look that far past the last
     # line the journal knows was sent (the earliest match still wins, so this never skips)
     hi = min(s + 1 + SYNC_LINES, n) if sent_idx else min(SYNC_LINES, n)
+    err_idx = None
+    if js.first_error_line is not None:
+        # a line answered with an error never ran: the restart cannot lie beyond it
+        err_idx = next((i for i, ln in enumerate(lines) if ln.no >= js.first_error_line), n)
+        hi = min(hi, err_idx)
     for i in range(e, hi + 1):
         if i < n:
             start = lines[i].start
@@ -131,6 +144,12 @@ def plan_resume(program: Program, js: JournalState, position: Sequence[float] | 
                            "along the same segment")
     if e == 0 and not acked_idx:
         return plan(0, "no line was acknowledged: starting from the first line")
+    if err_idx is not None and err_idx < n:
+        pos = ", ".join(f"{v:.3f}" for v in position)
+        raise UserError(f"{program.path.name} line {lines[err_idx].no} failed and was not run, "
+                        f"but the controller is at ({pos}), not on the path up to it: it ran "
+                        "the lines it had buffered after the failed one. Jog it back to the "
+                        f"start of line {lines[err_idx].no} and resume, or restart the job")
     lo_no = lines[e].no if e < n else lines[-1].no
     hi_no = lines[min(hi, n - 1)].no
     pos = ", ".join(f"{v:.3f}" for v in position)

@@ -54,6 +54,15 @@ def test_earliest_match_never_skips(prog):
     assert plan.line_no == 7
 
 
+def test_never_restarts_past_a_failed_line(prog):
+    st = JournalState(frozenset(range(1, 8)), frozenset({1, 2, 4, 5}), 2, False,
+                      ("error:20",), first_error_line=3)
+    plan = plan_resume(prog, st, (10, 4, 0))          # stopped inside line 3: fine
+    assert plan.line_no == 3
+    with pytest.raises(UserError, match="line 3 failed and was not run"):
+        plan_resume(prog, st, (0, 10, 0))             # grbl ran on past it (line 5's end)
+
+
 def test_off_path_refuses(prog):
     with pytest.raises(UserError, match="not on the programmed path"):
         plan_resume(prog, js(range(1, 6), range(1, 4), exec_line=3), (3, 3, 0))
@@ -96,6 +105,7 @@ def test_journal_round_trip_torn_tail_and_state(tmp_path):
     assert events[-1].msg.startswith("error:20")      # extra fields survive
     st = JournalState.from_events(events)
     assert st.sent == {1, 2} and st.acked == {1} and st.exec_line == 1 and not st.done
+    assert st.first_error_line == 2
     j2 = Journal(path)                                  # append after the torn record
     j2.append("nack", line=1)
     j2.close()
