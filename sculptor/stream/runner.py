@@ -478,7 +478,7 @@ class _GroupCommit:
         self.written = self.synced = 0
         self.stop = False
         self.error: str | None = None
-        self.gather_s = 0.002
+        self.gather_s = 0.005
         self.thread = threading.Thread(target=self._run, name="journal-fsync", daemon=True)
         self.thread.start()
 
@@ -499,7 +499,7 @@ class _GroupCommit:
                     self.cv.wait()
                 if not self.pending and self.stop:
                     return
-                if not self.stop:       # gather a few more records per fsync (<= 2 ms)
+                if not self.stop:       # gather a few more records per fsync (<= 5 ms)
                     self.cv.wait_for(lambda: self.stop, timeout=self.gather_s)
                 batch, self.pending = self.pending, []
                 target = self.written
