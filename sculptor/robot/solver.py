@@ -316,9 +316,6 @@ def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: n
             q[i] = qi
             if not ok and code[i] == 0:
                 code[i] = 9
-            d = np.abs(q[i] - q[i - 1]).max()
-            if d > jump_rad and kinds[i] != MoveKind.RAPID and code[i] == 0:
-                code[i] = 6
     tlo, thi = cell.turntable_limits_rad()
     if cell.cell.turntable is not None:
         code = np.where((code == 0) & ((theta < tlo) | (theta > thi)), 7, code)
@@ -595,13 +592,22 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
             branch = res["branch"][np.searchsorted(keep, np.arange(ps.n_moves), "right") - 1]
             data = _finish_pass(robot, rc, tl, checker, pos, frames, table, kinds,
                                 branch, spin, toff, tilt, jump)
-            failures += _failures(p_idx, ps.name, data["code"], pos, robot, data["joints"])
             dens = _densify(robot, rc, tl, data, kinds, branch, chord_tol_mm)
             max_chord = max(max_chord, dens["max_chord_mm"])
             src = np.floor(dens["u"] + 1e-9).astype(int)
             is_orig = np.isclose(dens["u"], np.round(dens["u"]))
             # an inserted point belongs to the move it leads to
             dest = np.where(is_orig, src, np.minimum(src + 1, ps.n_moves - 1))
+            # a joint step above max_joint_step left after densification while cutting is a
+            # configuration flip (a smooth re-orientation has been split into small steps)
+            qd = dens["joints"]
+            step = np.abs(np.diff(qd, axis=0)).max(1) > jump
+            flip = np.zeros(len(qd), bool)
+            flip[1:] = step & (kinds[dest[1:]] != MoveKind.RAPID)
+            flip_moves = np.unique(dest[flip])
+            data["code"][flip_moves] = np.where(data["code"][flip_moves] == 0, 6,
+                                                data["code"][flip_moves])
+            failures += _failures(p_idx, ps.name, data["code"], pos, robot, data["joints"])
             code_d = data["code"][dest]
             ok = (code_d == 0) & dens["inserted_ok"]
             b_tcp = rc.base_from_workpiece(dens["theta"]) @ dens["wp"]
