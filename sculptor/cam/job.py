@@ -87,7 +87,8 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
     from sculptor.cam.picture import draw_job
     from sculptor.cam.rough import Roughing, candidate_setups
     from sculptor.cam.stock import StockModel
-    from sculptor.cam.summary import air_share, rotary_gouge_check, summarize
+    from sculptor.cam.summary import air_share, gouge_tool_check, rotary_gouge_check, \
+        summarize
 
     t0 = time.perf_counter()
     if not (isinstance(scallop_mm, (int, float)) and math.isfinite(scallop_mm)
@@ -151,8 +152,9 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                 smodel.material[:] = before
                 air.append(air_share(p, smodel, rough.radius))
                 smodel.material[:] = now
-                p.stats.update(rotary_gouge_check(p, query, rtool, allowance)
-                               if not isinstance(rtool, GougeTool) else {})
+                p.stats.update(gouge_tool_check(p, query, rtool)
+                               if isinstance(rtool, GougeTool) else
+                               rotary_gouge_check(p, query, rtool, allowance))
                 passes.append(p)
                 prog.advance(task)
             report["roughing"] = {"tool": rtool.name, "allowance_mm": allowance,

@@ -27,7 +27,8 @@ from sculptor.artifacts.toolpath import MoveKind, Pass
 from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
 from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline, rotary_frame, \
     turntable_for_facing
-from sculptor.profiles import GougeTool, RotaryTool
+from sculptor.cam.toolshape import gouge_body_points, to_piece
+from sculptor.profiles import GougeTool
 
 RAMP_ANGLE_DEG = 4.0
 CLEAR_MM = 3.0
@@ -112,6 +113,7 @@ class Roughing:
         self.robot_dir = robot_dir
         self.is_gouge = isinstance(tool, GougeTool)
         if self.is_gouge:
+            self._body = gouge_body_points(tool)
             self.stepdown = tool.max_chip_depth_mm
             self.stepover = 0.6 * tool.width_mm
             self.radius = tool.width_mm / 2
@@ -366,7 +368,23 @@ class Roughing:
                     frames = gouge_frames(np.broadcast_to(d_dir, (len(uvh), 3)),
                                           np.broadcast_to(n_out, (len(uvh), 3)),
                                           math.radians(tool.rake_angle_deg))
+                    # the blade trails back and up from the edge: where it (or the holder)
+                    # would touch the design, leave the stroke there (rest for later)
+                    hit = self.design.inside(to_piece(uvh @ R, frames, self._body).reshape(
+                        -1, 3)).reshape(len(uvh), -1).any(1)
+                    if hit.any():
+                        ok = np.flatnonzero(~hit)
+                        if len(ok) < 2:
+                            continue
+                        run = np.split(ok, np.flatnonzero(np.diff(ok) > 1) + 1)
+                        run = max(run, key=len)
+                        if len(run) < 2:
+                            continue
+                        uvh, frames = uvh[run], frames[run]
                     lead = uvh[0] + np.array([0, 5.0, CLEAR_MM])
+                    if self.design.inside(to_piece((lead @ R)[None], frames[:1],
+                                                   self._body).reshape(-1, 3)).any():
+                        continue
                     if state["pos"] is None:
                         ml.add(np.array([[lead[0], lead[1], clear_h]]) @ R, frames[0],
                                tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)

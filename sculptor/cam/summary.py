@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from sculptor.artifacts.toolpath import MoveKind, Pass
-from sculptor.cam.toolshape import GOUGE_TOL_MM, rotary_body_points, rotary_cutting_points, \
-    to_piece
+from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
+    rotary_body_points, rotary_cutting_points, to_piece
 
 RAPID_MM_S = 150.0
 ACCEL_MM_S2 = 800.0
@@ -101,6 +101,20 @@ def rotary_gouge_check(p: Pass, query, tool, allowance_mm: float) -> dict:
         float(max(0.0, -dist.min()))
     return {"max_gouge_mm": gouge, "min_clearance_mm": float(dist.min()),
             "holder_contacts": int(body.sum())}
+
+
+def gouge_tool_check(p: Pass, query, tool) -> dict:
+    """Like rotary_gouge_check for a gouge (roughing strokes): edge and bevel points
+    against the design, shank and holder surfaces not inside it."""
+    sel = np.flatnonzero((p.kind == MoveKind.CUT) | (p.kind == MoveKind.PLUNGE))
+    if len(sel) == 0:
+        return {"max_gouge_mm": 0.0, "min_clearance_mm": None, "holder_contacts": 0}
+    pos, fr = p.position_mm[sel], p.tool_frame[sel]
+    dist = query.near_distance(to_piece(pos, fr, gouge_cutting_points(tool)).reshape(-1, 3),
+                               2.0).reshape(len(pos), -1).min(1)
+    body = query.inside(to_piece(pos, fr, gouge_body_points(tool)).reshape(-1, 3))
+    return {"max_gouge_mm": float(max(0.0, -dist.min())),
+            "min_clearance_mm": float(dist.min()), "holder_contacts": int(body.sum())}
 
 
 def summarize(passes, stock_states, turntable, extra: dict) -> dict:

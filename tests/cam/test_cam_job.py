@@ -174,3 +174,15 @@ def test_cli_bad_meshes(tmp_path):
     r = runner.invoke(app, ["cam", str(tmp_path / "metres.stl"), "--out", str(tmp_path / "d")])
     assert r.exit_code == 2 and "mm" in r.output
     assert not any((tmp_path / x).exists() for x in "abcd")
+
+
+def test_gouge_roughing_without_spindle(tmp_path):
+    """A cell without a spindle roughs with a big gouge: strokes, chip depth per level,
+    every roughing stroke clear of the design and the holder clear of the part."""
+    tp = plan_job(DESIGN, tmp_path / "j", rough_tool="gouge-25mm", stock=STOCK,
+                  quality="draft", progress=False, min_setups=4)
+    rough = [p for p in tp.passes if p.operation == "rough"]
+    assert sum(p.stats["strokes"] for p in rough) > 100
+    for p in rough:
+        assert p.strategy.endswith("gouge-strokes")
+        assert p.stats["max_gouge_mm"] == 0.0 and p.stats["holder_contacts"] == 0
