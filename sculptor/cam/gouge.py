@@ -37,6 +37,7 @@ from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cuttin
 from sculptor.profiles import GougeTool
 
 MAX_LIFT_MM = 1.0
+BASE_CLEAR_MM = 3.0  # the bottom band of the piece is left: the gouge would meet the table
 MAX_LAYERS = 8
 
 
@@ -64,7 +65,7 @@ def surface_columns(query, bands, k: int, spacing: float, row_mm: float, reach_m
     org = (uu[..., None] * R[0] + ww[..., None] * R[1] + (hi[2] + 10.0) * R[2]).reshape(-1, 3)
     t, P, N = query.cast(org, -R[2])
     f = R[2]
-    ok = np.isfinite(t) & (bands.assign(N) == k) & (N @ f > 0.2)
+    ok = np.isfinite(t) & (bands.assign(N) == k) & (N @ f > 0.2) & (P[:, 2] >= BASE_CLEAR_MM)
     shape = (len(us), len(ws))
     return P.reshape(*shape, 3), N.reshape(*shape, 3), ok.reshape(shape), R
 
@@ -287,10 +288,12 @@ def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, p
         if query.near_distance(seg, 4.0).min() < 4.0:  # go round: out along f and back in
             ml.add(np.array([prev + f * 40.0, lead_hi + f * 40.0]), fr[0], tool.feed_mm_s,
                    MoveKind.RAPID, theta)
+    lead_hi[2] = max(lead_hi[2], BASE_CLEAR_MM)
     ml.add(lead_hi[None], fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
     ml.add(pos[:1], fr[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE, theta)
     ml.add(pos[1:], fr[1:], tool.feed_mm_s, MoveKind.CUT, theta)
     out = pos[-1] + nrm[-1] * 5.0 + _tangent(pos, -1) * 4.0
+    out[2] = max(out[2], pos[-1][2], BASE_CLEAR_MM)
     ml.add(out[None], fr[-1], tool.feed_mm_s, MoveKind.RETRACT, theta)
     del d0
     return out

@@ -186,3 +186,9 @@ def test_gouge_roughing_without_spindle(tmp_path):
     for p in rough:
         assert p.strategy.endswith("gouge-strokes")
         assert p.stats["max_gouge_mm"] == 0.0 and p.stats["holder_contacts"] == 0
+
+
+def test_no_move_below_the_table(job):
+    out, tp = job
+    for p in tp.passes:
+        assert p.position_mm[:, 2].min() >= 0.0, p.name
