@@ -44,6 +44,8 @@ from sculptor.profiles import GougeTool, RotaryTool
 BYTES_PER_VOXEL = 6.0
 DEFAULT_MEMORY_LIMIT_BYTES = 8 * 1024**3
 CHUNK_VOXELS = 3_000_000
+BLOCK = 4  # voxels per block edge: empty blocks are skipped
+COARSE_REFRESH_VOXELS = 60_000_000
 
 
 def device() -> torch.device:
@@ -206,6 +208,17 @@ class Grid:
         o = torch.as_tensor(self.origin, dtype=torch.float32, device=flat_idx.device)
         return o + (ijk + 0.5) * self.res
 
+    def coarse(self) -> torch.Tensor:
+        """(cx, cy, cz) bool: does block (BLOCK^3 voxels) hold any material?"""
+        nx, ny, nz = self.shape
+        pads = [(-s) % BLOCK for s in self.shape]
+        v = self.occ.reshape(self.shape)
+        if any(pads):
+            v = torch.nn.functional.pad(v.view(torch.uint8), (0, pads[2], 0, pads[1], 0, pads[0])
+                                        ).bool()
+        cx, cy, cz = ((s + p) // BLOCK for s, p in zip(self.shape, pads))
+        return v.reshape(cx, BLOCK, cy, BLOCK, cz, BLOCK).any(5).any(3).any(1)
+
     def as_numpy(self) -> np.ndarray:
         return self.occ.reshape(self.shape).cpu().numpy()
 
@@ -359,7 +372,8 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Remove the swept volume of one pass from ``grid`` (in place).
 
-    Returns (n_moves,) float removed volume per move, mm3.
+    Returns (n_moves,) float removed volume per move, mm3 (exact in chunks holding a
+    rapid; elsewhere a voxel reached by several sub-segments of a chunk counts for each).
     """
     dev = grid.occ.device
     removed = np.zeros(n_moves)
@@ -378,45 +392,76 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
     shape = np.array(grid.shape)
     ilo = np.clip(np.floor((wlo - grid.origin) / res - 0.5).astype(np.int64), 0, shape)
     ihi = np.clip(np.ceil((whi - grid.origin) / res - 0.5).astype(np.int64) + 1, 0, shape)
-    dims = np.maximum(ihi - ilo, 0)
-    count = dims.prod(1)
-    # chunks: consecutive sub-segments, never mixing rapids with cutting moves
-    boundaries = [0]
-    acc = 0
-    for s in range(n):
-        if s > boundaries[-1] and (acc + count[s] > CHUNK_VOXELS
-                                   or subs.rapid[s] != subs.rapid[s - 1]):
-            boundaries.append(s)
-            acc = 0
-        acc += count[s]
-    boundaries.append(n)
+    # work in blocks of BLOCK^3 voxels; blocks known to be empty are skipped
+    blo = ilo // BLOCK
+    bhi = np.maximum(-(-ihi // BLOCK), blo)
+    bdims = bhi - blo
+    count = bdims.prod(1) * BLOCK ** 3
+    # chunks of consecutive sub-segments; within a chunk a voxel is credited to the
+    # earliest sub-segment that reaches it, so per-move removal keeps the time order
+    csum = np.cumsum(count)
+    boundaries = {0, n}
+    edge = 0
+    while True:  # greedy voxel budget
+        nxt = int(np.searchsorted(csum, (csum[edge - 1] if edge else 0) + CHUNK_VOXELS,
+                                  side="right"))
+        nxt = max(nxt, edge + 1)
+        if nxt >= n:
+            break
+        boundaries.add(nxt)
+        edge = nxt
+    boundaries = sorted(boundaries)
     prims = cutter.primitives
     ny, nz = grid.shape[1], grid.shape[2]
     t_a = torch.as_tensor(subs.a, dtype=torch.float32, device=dev)
     t_d = torch.as_tensor(subs.d, dtype=torch.float32, device=dev)
     t_rot = torch.as_tensor(subs.rot, dtype=torch.float32, device=dev)
     t_ilo = torch.as_tensor(ilo, device=dev)
-    t_dims = torch.as_tensor(dims, device=dev)
-    t_count = torch.as_tensor(count, device=dev)
+    t_ihi = torch.as_tensor(ihi, device=dev)
+    t_blo = torch.as_tensor(blo, device=dev)
+    t_bd = torch.as_tensor(bdims, device=dev)
+    t_bc = torch.as_tensor(bdims.prod(1), device=dev)
+    off = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=dev)] * 3, indexing="ij"),
+                      -1).reshape(-1, 3)  # (B^3, 3)
+    coarse = grid.coarse()
+    cny, cnz = coarse.shape[1], coarse.shape[2]
+    coarse_flat = coarse.reshape(-1)
     move_of = subs.move
+    has_rapid = subs.rapid
+    work = 0
     for c0, c1 in zip(boundaries[:-1], boundaries[1:]):
-        cnt = t_count[c0:c1]
-        total = int(count[c0:c1].sum())
+        bc = t_bc[c0:c1]
+        total = int(bc.sum())
         if total == 0:
             if progress:
                 progress(c1 - c0)
             continue
-        seg = torch.repeat_interleave(torch.arange(c0, c1, device=dev), cnt)
-        start = torch.cumsum(cnt, 0) - cnt
-        local = torch.arange(total, device=dev) - torch.repeat_interleave(start, cnt)
-        dm = t_dims[seg]
-        k = local % dm[:, 2]
-        j = (local // dm[:, 2]) % dm[:, 1]
-        i = local // (dm[:, 2] * dm[:, 1])
-        lo = t_ilo[seg]
-        flat = ((i + lo[:, 0]) * ny + (j + lo[:, 1])) * nz + (k + lo[:, 2])
-        live = grid.occ[flat]
-        sel = live.nonzero().squeeze(1)
+        seg = torch.repeat_interleave(torch.arange(c0, c1, device=dev), bc)
+        start = torch.cumsum(bc, 0) - bc
+        local = torch.arange(total, device=dev) - torch.repeat_interleave(start, bc)
+        dm = t_bd[seg]
+        bk = local % dm[:, 2]
+        bj = (local // dm[:, 2]) % dm[:, 1]
+        bi = local // (dm[:, 2] * dm[:, 1])
+        b0 = t_blo[seg]
+        bi, bj, bk = bi + b0[:, 0], bj + b0[:, 1], bk + b0[:, 2]
+        keep = coarse_flat[(bi * cny + bj) * cnz + bk]
+        seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
+        if seg.numel():
+            vi = (bi[:, None] * BLOCK + off[None, :, 0]).reshape(-1)
+            vj = (bj[:, None] * BLOCK + off[None, :, 1]).reshape(-1)
+            vk = (bk[:, None] * BLOCK + off[None, :, 2]).reshape(-1)
+            seg = seg.repeat_interleave(BLOCK ** 3)
+            lo, hi = t_ilo[seg], t_ihi[seg]
+            inb = ((vi >= lo[:, 0]) & (vi < hi[:, 0]) & (vj >= lo[:, 1]) & (vj < hi[:, 1])
+                   & (vk >= lo[:, 2]) & (vk < hi[:, 2]))
+            flat = (vi * ny + vj) * nz + vk
+            sel = inb.nonzero().squeeze(1)
+            flat, seg = flat[sel], seg[sel]
+            sel = grid.occ[flat].nonzero().squeeze(1)
+            work += int(sel.numel())
+        else:
+            sel = seg
         if sel.numel():
             flat, seg = flat[sel], seg[sel]
             p = grid.centres(flat)
@@ -429,12 +474,16 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
             if hit.any():
                 hf, hs = flat[hit], seg[hit]
                 grid.occ[hf] = False
-                # a voxel hit by several sub-segments counts for the first of them
-                uf, inv = torch.unique(hf, return_inverse=True)
-                first = torch.full((len(uf),), c1, dtype=hs.dtype, device=dev)
-                first = first.scatter_reduce(0, inv, hs, reduce="amin")
-                per_seg = torch.bincount(first - c0, minlength=c1 - c0).cpu().numpy()
+                if has_rapid[c0:c1].any():
+                    # a voxel hit by several sub-segments counts for the earliest of them
+                    uf, inv = torch.unique(hf, return_inverse=True)
+                    first = torch.full((len(uf),), c1, dtype=hs.dtype, device=dev)
+                    hs = first.scatter_reduce(0, inv, hs, reduce="amin")
+                per_seg = torch.bincount(hs - c0, minlength=c1 - c0).cpu().numpy()
                 np.add.at(removed, move_of[c0:c1], per_seg * res ** 3)
+        if work > COARSE_REFRESH_VOXELS:  # blocks emptied since: skip them from now on
+            coarse_flat = grid.coarse().reshape(-1)
+            work = 0
         if progress:
             progress(c1 - c0)
     return removed

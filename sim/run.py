@@ -112,8 +112,7 @@ def _load_program(job_dir: Path, tp: Toolpath, cell: CellProfile, tools) -> Robo
         raise UserError(f"{path} is missing and this sculptor cannot plan it; run "
                         f"'sculptor post {job_dir}' first")
     warn(f"{path.name} missing: solving the robot program now (sculptor post would save it)")
-    finish = next((t for t in reversed(tools)), None)
-    return solve_program(tp, cell, finish)
+    return solve_program(tp, cell, None)
 
 
 def _check_program_shapes(prog: RobotProgram, tp: Toolpath, path: Path) -> None:
