@@ -29,13 +29,14 @@ VOXEL_PER_EXTENT = 1.0 / 65.0
 FINE_VOXEL_FACTOR = 1.0 / 3.0
 CYCLE_ROT_DEG = 5.0
 CYCLE_TRANS_VOXELS = 3.0
-UNVERIFIED_MIN_FITNESS = 0.5
+UNVERIFIED_MIN_FITNESS = 0.3
 MIN_PAIR_FITNESS = 0.1
-# inlier RMSE / correspondence distance: a true overlap has residuals concentrated near 0
-# (bunny: <= 0.43), a false alignment looks like uniform residuals (~ 1/sqrt(3) = 0.58)
-MAX_RMSE_RATIO = 0.47
+# RMS point-to-plane residual / correspondence distance: true overlaps of the real bunny
+# scans <= 0.18, false alignments >= 0.45 (crossing surfaces look like uniform residuals)
+MAX_PLANE_RATIO = 0.3
 MIN_REFINE_OVERLAP = 0.1
-REFINE_DISTS = (3.0, 2.0, 1.5, 1.0)
+REFINE_DISTS = (3.0, 2.0, 1.5)
+JOINT_DISTS = (1.5, 1.0, 1.0)
 
 Method = str  # registry key, see GLOBAL_METHODS
 
@@ -49,6 +50,7 @@ class PairResult:
     j_from_i: np.ndarray  # (4, 4)
     fitness: float
     rmse_mm: float
+    ratio: float = 0.0
     plausible: bool = True
     support: int = 0
 
@@ -140,6 +142,24 @@ def icp(src, dst, init: np.ndarray, dist: float, kernel_scale: float, iters: int
     return np.asarray(r.transformation), float(r.fitness), float(r.inlier_rmse)
 
 
+def plane_residual(src, dst, dst_from_src: np.ndarray, dist: float) -> float:
+    """RMS point-to-plane distance (mm) of src points within ``dist`` of dst after the move.
+
+    Unlike the point-to-point RMSE it does not grow with the sampling spacing, so it
+    tells a true overlap (residual ~ scan noise) from a false fit (surfaces cross).
+    """
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(src.points) @ dst_from_src[:3, :3].T + dst_from_src[:3, 3]
+    q = np.asarray(dst.points)
+    d, idx = cKDTree(q).query(p, distance_upper_bound=dist)
+    ok = np.isfinite(d)
+    if ok.sum() < 10:
+        return float("inf")
+    r = np.einsum("ij,ij->i", p[ok] - q[idx[ok]], np.asarray(dst.normals)[idx[ok]])
+    return float(np.sqrt(np.mean(r**2)))
+
+
 def rot_angle_deg(m: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(m[:3, :3]) - 1) / 2, -1, 1))))
 
@@ -174,9 +194,9 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
         init = global_fn(s, d, fs, fd, voxel, max_ransac_iter)
         m, _, _ = icp(s, d, init, 1.5 * voxel, voxel)
         m, fit, rmse = icp(medium[i], medium[j], m, 0.75 * voxel, 0.75 * voxel)
-        pairs[(i, j)] = PairResult(i, j, m, fit, rmse,
-                                   plausible=fit >= MIN_PAIR_FITNESS
-                                   and rmse < MAX_RMSE_RATIO * 0.75 * voxel)
+        ratio = plane_residual(medium[i], medium[j], m, 0.75 * voxel) / (0.75 * voxel)
+        pairs[(i, j)] = PairResult(i, j, m, fit, rmse, ratio=ratio,
+                                   plausible=fit >= MIN_PAIR_FITNESS and ratio < MAX_PLANE_RATIO)
         if progress:
             progress(1)
 
@@ -224,6 +244,7 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
     placed = [k for k in range(n) if poses[k] is not None]
     fine_clouds = {k: preprocess(scans_mm[k], fine, features=False)[0] for k in placed}
     fit, rmse = refine_poses(poses, fine_clouds, ref, fine, progress=progress)
+    refine_joint(poses, fine_clouds, ref, fine)
     reasons: list[str | None] = [None] * n
     for k in range(n):
         if poses[k] is None:
@@ -327,3 +348,30 @@ def refine_poses(poses: list, clouds: dict, ref: int, fine: float,
         if progress:
             progress(1)
     return fit, rmse
+
+
+def refine_joint(poses: list, clouds: dict, ref: int, fine: float,
+                 dists: tuple[float, ...] = JOINT_DISTS) -> None:
+    """Multi-view ICP in place: each scan against the union of all the others, in turn.
+
+    A scan that overlaps two neighbours only a little (a back view) is held by both at
+    once, so it cannot slide along either as it can in a pairwise alignment.
+    """
+    o3d = _o3d()
+    placed = sorted(clouds)
+    world = {}
+    for k in placed:
+        c = o3d.geometry.PointCloud(clouds[k])
+        world[k] = c.transform(poses[k])
+    for factor in dists:
+        dist = factor * fine
+        for k in placed:
+            if k == ref:
+                continue
+            union = o3d.geometry.PointCloud()
+            for q in placed:
+                if q != k:
+                    union += world[q]
+            m, _, _ = icp(world[k], union, np.eye(4), dist, dist, iters=30)
+            poses[k] = m @ poses[k]
+            world[k] = o3d.geometry.PointCloud(clouds[k]).transform(poses[k])

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 
 def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
-                 pixels: int = 200) -> list[np.ndarray]:
+                 pixels: int = 256) -> list[np.ndarray]:
     """Partial scans of ``mesh`` (trimesh.Trimesh, mm, +Z up) seen from ``n_views``
     viewpoints around it (even azimuths, alternating 15/35 degree elevation), each hit
     point jittered by ``noise_mm`` along its ray, and each scan then moved by its own
