@@ -18,7 +18,7 @@ the cutter. Cutters (tool frame: tip at the origin, body along -Z):
 - bull: three nested cylinders (staircase of the torus: radius R-rc to the tip, R at
   z<=-rc, and R-rc(1-cos45) at z<=-rc(1-sin45)); at most 0.3 rc under-cut at the corner;
 - gouge: the edge arc's circular segment (between the arc and its chord) in the plane
-  z=0, res/2 thick: the channel the edge cuts when pushed through the wood.
+  z=0 (0.05 res thick): the channel the edge cuts when pushed through the wood.
 
 Work is batched: all voxels in the boxes of a chunk of sub-segments are enumerated as a
 ragged list, only those still occupied are tested, and the hits are cleared. Uses torch
@@ -87,7 +87,7 @@ def make_cutter(tool: RotaryTool | GougeTool, res_mm: float) -> Cutter:
     """The cutting solid of ``tool`` (see module docstring)."""
     if isinstance(tool, GougeTool):
         r, w2, depth = tool.edge_arc_radius_mm, tool.width_mm / 2, tool.arc_depth_mm
-        tau = res_mm / 2
+        tau = 0.05 * res_mm  # thin: a moving edge is caught where it crosses a voxel centre
         p = Primitive("cylinder", -tau, tau, r, cx=r, cy=0.0, x_max=depth)
         return Cutter(tool.name, (p,), (0.0, -w2, -tau), (depth, w2, tau),
                       max_step_mm=max(2.0, 2 * res_mm))

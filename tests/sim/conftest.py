@@ -117,3 +117,15 @@ def kit():
 def rot_y(deg: float) -> np.ndarray:
     a = math.radians(deg)
     return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+
+
+@pytest.fixture(scope="session")
+def good_job(tmp_path_factory):
+    """A facing job the demo cell can carve: (job dir, report) at 1 mm."""
+    from test_sim_run import RES, _facing_pass
+
+    from sim import run_simulation
+
+    d = tmp_path_factory.mktemp("good") / "job"
+    make_job(d, [_facing_pass()])
+    return d, run_simulation(d, res_mm=RES, progress=False)
