@@ -89,20 +89,25 @@ def write_stills(out: Path, mesh, d: np.ndarray, tol_mm: float, gouge_limit_mm: 
     # wood stills with the problem moves marked
     from PIL import Image, ImageDraw
 
-    pts, st = [], []
+    a_l, b_l, st = [], [], []
     for p, s in zip(toolpath.passes, move_status):
-        bad = s > 0
-        pts.append(p.position_mm[bad])
+        bad = np.nonzero(s > 0)[0]
+        a_l.append(p.position_mm[np.maximum(bad - 1, 0)])  # each failing move as a segment
+        b_l.append(p.position_mm[bad])
         st.append(s[bad])
-    pts = np.concatenate(pts) if pts else np.zeros((0, 3))
+    pa = np.concatenate(a_l) if a_l else np.zeros((0, 3))
+    pts = np.concatenate(b_l) if b_l else np.zeros((0, 3))
     st = np.concatenate(st) if st else np.zeros(0, np.int8)
     verdict = "GO" if rep.go else "NO-GO"
     for v in STILL_VIEWS:
         img = Image.fromarray(render_mesh(mesh, v, size, background=(0.95, 0.95, 0.94)))
         dr = ImageDraw.Draw(img)
         if len(pts):
-            px = project_points(pts, v, bounds, size)
-            for (x, y), s in zip(px[:: max(1, len(px) // 4000)], st[:: max(1, len(px) // 4000)]):
+            k = max(1, len(pts) // 4000)
+            qa = project_points(pa[::k], v, bounds, size)
+            qb = project_points(pts[::k], v, bounds, size)
+            for (xa, ya), (x, y), s in zip(qa, qb, st[::k]):
+                dr.line([xa, ya, x, y], fill=STATUS_RGB[int(s)], width=2)
                 dr.ellipse([x - 2, y - 2, x + 2, y + 2], fill=STATUS_RGB[int(s)])
         dr.rectangle([0, 0, size[0], 18], fill=(0, 120, 0) if rep.go else (170, 0, 0))
         dr.text((6, 3), f"{verdict}  {v} view   orange: near limit  magenta: unreachable  "
