@@ -21,13 +21,17 @@ def sim_cmd(
                                                 help="deviation counted as on target")] = 0.5,
     open_: Annotated[bool, typer.Option("--open", help="open preview.html")] = False,
     serve: Annotated[bool, typer.Option("--serve", help="start the virtual controller")] = False,
+    protocol: Annotated[str, typer.Option("--protocol",
+                                          help="--serve: grbl or marlin")] = "grbl",
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Carve the job virtually, check the robot, write JOB/sim/ (report, stills, preview)."""
     if serve:
         from sim.controller import serve_cli
 
-        serve_cli()
+        if protocol not in ("grbl", "marlin"):
+            raise UserError(f"--protocol must be grbl or marlin, got {protocol!r}")
+        serve_cli(protocol)
         return
     if job is None:
         raise UserError("give the job directory: sculptor sim JOB (or --serve)")
