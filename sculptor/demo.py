@@ -183,10 +183,12 @@ def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True
         from sim.controller import serve
 
         gcode = Path(stages[-2].data["gcode"])
+        journal = out / "post" / "sculpture.journal"
+        journal.unlink(missing_ok=True)  # a fresh demo run streams a fresh program
         served = serve(protocol="grbl", time_scale=1000.0)
         try:
             s = stream_program(gcode, served.port, protocol="grbl", progress=progress,
-                               journal=out / "post" / "sculpture.journal")
+                               journal=journal)
         finally:
             served.stop()
         return (f"{s.acknowledged}/{s.lines_total} lines acknowledged, {s.errors} errors",
