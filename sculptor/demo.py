@@ -44,7 +44,7 @@ class DemoSize:
             return cls(scan_views=6, prepare_res=64, height_mm=400.0, cam_quality="draft",
                        sim_res_mm=1.0)
         if name == "quick":
-            return cls(scan_views=4, prepare_res=32, height_mm=320.0, cam_quality="draft",
+            return cls(scan_views=6, prepare_res=32, height_mm=320.0, cam_quality="draft",
                        sim_res_mm=2.0)
         raise UserError(f"unknown demo size '{name}'; use full or quick")
 
