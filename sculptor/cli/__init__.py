@@ -30,16 +30,19 @@ from sculptor.cli import demo as _demo  # noqa: F401,E402
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sculptor` script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in args:
+    debug = "--debug" in args
+    if debug:
         args.remove("--debug")
-        _app.DEBUG = True
     if args and args[0] == "--version":
         print(f"sculptor {__version__}")
         return 0
+    _app.DEBUG = debug
     try:
         app(args=args, prog_name="sculptor", standalone_mode=True)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 2
+    finally:
+        _app.DEBUG = False  # never leak into the next call in the same process
     return 0
 
 
