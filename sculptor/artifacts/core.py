@@ -31,12 +31,20 @@ T = TypeVar("T", bound="Artifact")
 
 
 # --------------------------------------------------------------------------- atomic writes
+def _umask() -> int:
+    """The process umask (os.umask can only be read by setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an output is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -96,9 +104,7 @@ def atomic_output_dir(out: str | os.PathLike, *, overwrite: bool = True) -> Iter
     if out.exists() and not overwrite and any(out.iterdir()):
         raise UserError(f"--out {out} is not empty; choose a new directory or remove it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; an output dir is an ordinary dir
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an output dir is an ordinary dir
     try:
         yield tmp
     except BaseException:
