@@ -32,7 +32,7 @@ DEFAULT_TOOL = "gouge-12mm"
 class DemoSize:
     """How big each stage runs: `full` is what a new user sees, `quick` is for tests."""
 
-    scan_views: int
+    scans: tuple[str, ...]  # which shipped scans to register ("*" = all seven)
     prepare_res: int
     height_mm: float
     cam_quality: str
@@ -41,11 +41,11 @@ class DemoSize:
     @classmethod
     def named(cls, name: str) -> "DemoSize":
         if name == "full":
-            return cls(scan_views=6, prepare_res=64, height_mm=400.0, cam_quality="draft",
+            return cls(scans=("*",), prepare_res=64, height_mm=400.0, cam_quality="draft",
                        sim_res_mm=1.0)
         if name == "quick":
-            return cls(scan_views=6, prepare_res=32, height_mm=320.0, cam_quality="draft",
-                       sim_res_mm=2.0)
+            return cls(scans=("bun000.ply", "bun045.ply", "bun090.ply", "bun315.ply"),
+                       prepare_res=32, height_mm=320.0, cam_quality="draft", sim_res_mm=2.0)
         raise UserError(f"unknown demo size '{name}'; use full or quick")
 
 
@@ -76,6 +76,88 @@ def _timed(console: Console, name: str, fn: Callable[[], tuple[str, str, dict]])
     return StageResult(name, dt, figure, artifact, data)
 
 
+def blank_for(design, margin_mm: float = 10.0, round_mm: float = 10.0) -> str:
+    """The block a woodworker would saw for ``design`` (trimesh, mm): its footprint turned
+    on the turntable (the diameter of its plan around the base centre) plus ``margin_mm``
+    each side, its height plus ``margin_mm`` on top, rounded up to ``round_mm``."""
+    import numpy as np
+
+    v = np.asarray(design.vertices)
+    base_centre = np.array([0.0, 0.0]) if abs(v[:, 2].min()) < 1.0 else v[:, :2].mean(axis=0)
+    side = 2 * float(np.linalg.norm(v[:, :2] - base_centre, axis=1).max()) + 2 * margin_mm
+    height = float(np.ptp(v[:, 2])) + margin_mm
+
+    def up(x: float) -> int:
+        return int(np.ceil(x / round_mm) * round_mm)
+
+    return f"{up(side)}x{up(side)}x{up(height)}"
+
+
+def write_overview(path: Path, pieces: list[tuple[str, Path]], px: int = 320) -> Path:
+    """One picture of the chain: each piece (front and three-quarter view) with a caption."""
+    import trimesh
+
+    from sculptor.render import render_mesh, tile_sheet, write_png
+
+    tiles, titles = [], []
+    for title, mesh_path in pieces:
+        mesh = trimesh.load(mesh_path, force="mesh")
+        tiles.append([render_mesh(mesh, v, (px, px), background=(0.96, 0.96, 0.95))
+                      for v in ("front", "three_quarter")])
+        titles.append(title)
+    return write_png(path, tile_sheet(tiles, titles, columns=len(tiles)))
+
+
+def demo_scans_dir() -> Path:
+    """The shipped real range scans the demo registers (Stanford Bunny, 7 scans)."""
+    return Path(__file__).parent / "data" / "scans" / "stanford-bunny"
+
+
+def _moved_demo_scans(scan_dir: Path, seed: int, which: tuple[str, ...] = ("*",)):
+    """Copy the shipped scans into ``scan_dir``, each moved by its own random rigid motion
+    (so registration starts from unknown poses, as with a hand-held scanner).
+
+    Returns (paths, true world_from_moved (4, 4) per scan in metres, points per scan).
+    """
+    import numpy as np
+    import trimesh
+    from scipy.spatial.transform import Rotation
+
+    from sculptor.scan.evaluate import read_stanford_conf
+
+    src = demo_scans_dir()
+    truth = read_stanford_conf(src / "bun.conf")
+    rng = np.random.default_rng(seed)
+    scan_dir.mkdir(parents=True, exist_ok=True)
+    paths, true_poses, points = [], [], []
+    names = sorted(n for n in truth if (src / n).exists() and ("*" in which or n in which))
+    for name in names:
+        pts = np.asarray(trimesh.load(src / name, process=False).vertices, np.float64)
+        moved_from_orig = np.eye(4)
+        moved_from_orig[:3, :3] = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
+        moved_from_orig[:3, 3] = rng.uniform(-0.3, 0.3, 3)  # metres, like the scans
+        moved = pts @ moved_from_orig[:3, :3].T + moved_from_orig[:3, 3]
+        path = scan_dir / name
+        trimesh.PointCloud(moved).export(path)
+        paths.append(path)
+        true_poses.append(truth[name] @ np.linalg.inv(moved_from_orig))
+        points.append(moved)
+    return paths, true_poses, points
+
+
+def _registration_errors(reg, true_poses, points):
+    """Per-scan (rotation error deg, RMS displacement mm) of the placed scans."""
+    import numpy as np
+
+    from sculptor.scan.evaluate import relative_pose_errors
+
+    mm = 1000.0 if reg.units == "m" else 1.0
+    keep = [k for k, s in enumerate(reg.scans) if s.placed]
+    rot, disp = relative_pose_errors([np.asarray(reg.scans[k].world_from_scan) for k in keep],
+                                     [true_poses[k] for k in keep], [points[k] for k in keep])
+    return rot, disp * mm
+
+
 def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True,
              console: Console | None = None) -> DemoResult:
     """Run every stage into ``out`` and return what each produced."""
@@ -90,27 +172,21 @@ def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True
 
     # 1. scan ------------------------------------------------------------------------
     def scan_stage():
-        from sculptor.corpus import make_piece
-        from sculptor.scan import prepare_dataset, register_scans, virtual_scan
+        from sculptor.scan import prepare_dataset, register_scans
 
-        mesh, params = make_piece(seed, "standing")
-        clouds = virtual_scan(mesh, n_views=cfg.scan_views, seed=seed)
-        scan_dir = out / "scans"
-        scan_dir.mkdir(exist_ok=True)
-        paths = []
-        for i, pts in enumerate(clouds):
-            p = scan_dir / f"view-{i}.ply"
-            trimesh.PointCloud(pts).export(p)
-            paths.append(p)
-        reg = register_scans(paths, out / "registered", units="mm", progress=progress)
+        paths, true_poses, points = _moved_demo_scans(out / "scans", seed, cfg.scans)
+        reg = register_scans(paths, out / "registered", units="auto", progress=progress)
         placed = sum(s.placed for s in reg.scans)
-        manifest = prepare_dataset([out / "registered" / reg.piece], out / "dataset",
-                                   res=cfg.prepare_res)
-        return (f"{placed}/{len(paths)} scans placed, worst rmse "
-                f"{max(s.rmse_mm for s in reg.scans):.2f} mm, watertight "
-                f"{reg.piece_watertight}, height {manifest.pieces[0].height_mm:.0f} mm",
-                str(out / "registered" / reg.piece),
-                {"placed": placed, "n_scans": len(paths), "watertight": reg.piece_watertight})
+        rot, disp = _registration_errors(reg, true_poses, points)
+        manifest = prepare_dataset([out / "registered" / "piece.ply"], out / "dataset",
+                                   res=cfg.prepare_res, progress=progress)
+        return (f"{placed}/{len(paths)} real scans placed from unknown poses, worst error "
+                f"{rot.max():.2f} deg / {disp.max():.2f} mm vs Stanford's alignment; "
+                f"watertight {reg.piece_watertight}, {manifest.pieces[0].height_mm:.0f} mm tall",
+                str(out / "registered" / "piece.ply"),
+                {"placed": placed, "n_scans": len(paths), "watertight": reg.piece_watertight,
+                 "worst_rot_deg": float(rot.max()), "worst_disp_mm": float(disp.max()),
+                 "units": reg.units, "height_mm": manifest.pieces[0].height_mm})
 
     stages.append(_timed(console, "scan", scan_stage))
 
@@ -132,13 +208,15 @@ def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True
     def cam_stage():
         from sculptor.cam import plan_job
 
+        stock = blank_for(trimesh.load(design_path, force="mesh"))
         tp = plan_job(design_path, out / "job", tool=DEFAULT_TOOL, cell=DEFAULT_CELL,
-                      quality=cfg.cam_quality, progress=progress)
+                      stock=stock, quality=cfg.cam_quality, progress=progress)
         summary = json.loads((out / "job" / "summary.json").read_text())
         strokes = sum(p.stats.get("strokes", 0) for p in tp.passes)
-        return (f"{len(tp.passes)} passes, {tp.n_moves} moves, {strokes} gouge strokes",
-                str(out / "job" / "job.json"),
-                {"n_moves": tp.n_moves, "n_passes": len(tp.passes), "summary": summary})
+        return (f"{stock} mm blank, {len(tp.passes)} passes, {tp.n_moves} moves, "
+                f"{strokes} gouge strokes", str(out / "job" / "job.json"),
+                {"n_moves": tp.n_moves, "n_passes": len(tp.passes), "strokes": strokes,
+                 "stock": stock, "summary": summary})
 
     stages.append(_timed(console, "cam", cam_stage))
 
@@ -191,17 +269,25 @@ def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True
                                journal=journal)
         finally:
             served.stop()
-        return (f"{s.acknowledged}/{s.lines_total} lines acknowledged, {s.errors} errors",
-                str(out / "post" / "sculpture.journal"),
-                {"acknowledged": s.acknowledged, "lines_total": s.lines_total,
-                 "errors": s.errors})
+        if not s.ok:
+            raise UserError(f"stream stopped: {s.message}")
+        return (f"{s.lines_acknowledged}/{s.lines_total} lines acknowledged, {s.errors} "
+                f"errors, {s.elapsed_s:.0f} s", str(journal),
+                {"acknowledged": s.lines_acknowledged, "lines_total": s.lines_total,
+                 "errors": s.errors, "state": s.state})
 
     stages.append(_timed(console, "stream", stream_stage))
 
+    overview = write_overview(out / "overview.png", [
+        ("scanned piece (registered)", out / "registered" / "piece.ply"),
+        ("generated design", design_path),
+        ("carved (simulated)", out / "job" / "sim" / "carved.stl")])
+    console.print(f"overview picture: {overview}")
     result = DemoResult(out, stages)
     atomic_write_json(out / "summary.json", {
         "provenance": json.loads(Provenance.make("sculptor demo", {"size": size, "seed": seed})
                                  .model_dump_json()),
+        "overview": str(overview),
         "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "figure": s.figure,
                     "artifact": s.artifact, "data": s.data} for s in stages]})
     _print_summary(console, result)
