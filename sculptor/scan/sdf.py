@@ -28,9 +28,11 @@ from scipy import ndimage
 K_CANDIDATES = 4
 NEIGHBOURS = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
                        [0, 0, -1]])
-BAND_MARGIN_VOXELS = 2.0
+BAND_MARGIN_VOXELS = 1.0  # a seed voxel's centre is within sqrt(3)/2 voxel of its sample
+SHELL_VOXELS = 1.5  # band voxels this close get their own sign vote; the rest vote by region
 SIGN_RAYS = 7
 REGION_SAMPLES = 64
+CHUNK = 40_000
 
 
 def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -98,7 +100,9 @@ def _faces_per_voxel(vox: np.ndarray, face: np.ndarray, k: int
 
     Rows with fewer faces repeat their first face.
     """
-    pairs = np.unique(np.stack([vox, face], axis=1), axis=0)  # sorted by voxel, then face
+    n_face = int(face.max()) + 1 if len(face) else 1
+    key = np.unique(vox.astype(np.int64) * n_face + face)  # sorted by voxel, then face
+    pairs = np.stack([key // n_face, key % n_face], axis=1)
     uvox, start, count = np.unique(pairs[:, 0], return_index=True, return_counts=True)
     rank = np.arange(len(pairs)) - np.repeat(start, count)
     table = np.repeat(pairs[start, 1][:, None], k, axis=1)
@@ -162,39 +166,46 @@ def mesh_sdf_grid(mesh, world_from_voxel: np.ndarray, res: int,
     caster = _RayCaster(vertices, faces)
 
     out = np.full((res,) * 3, trunc, np.float32)
-    # 3. exact distances in the band, to the faces of the nearest seed voxel
+    shell = np.zeros((res,) * 3, bool)
+    # 3. exact distances in the band, to the faces of the nearest seeds of the voxel and
+    # of its 6 neighbours (each distinct seed once)
     if band.any():
         bidx = np.argwhere(band)
-        p = (bidx * h + origin).astype(np.float32)
-        # candidates: faces of the nearest seed of the voxel and of its 6 neighbours
         near_lin = np.ravel_multi_index(tuple(nearest), (n_pad,) * 3)
+        del nearest
         pad_idx = bidx + 1
-        cands = []
-        for off in NEIGHBOURS:
-            q_idx = pad_idx + off
-            seed_of = near_lin[q_idx[:, 0], q_idx[:, 1], q_idx[:, 2]]
-            cands.append(table[np.searchsorted(table_vox, seed_of)])
-        cand = np.concatenate(cands, axis=1)  # (m, 7 K)
-        v32 = vertices.astype(np.float32)
+        seeds7 = np.stack([near_lin[q[:, 0], q[:, 1], q[:, 2]]
+                           for q in (pad_idx + off for off in NEIGHBOURS)], axis=1)
+        seeds7.sort(axis=1)
+        tri = vertices[faces].astype(np.float32)  # (F, 3, 3)
+        p = (bidx * h + origin).astype(np.float32)
         dist = np.empty(len(p), np.float32)
-        for s in range(0, len(p), 50_000):
-            ps = p[s:s + 50_000]
-            tri = v32[faces[cand[s:s + 50_000]]]  # (m, K, 3, 3)
-            q = closest_point_on_triangles(ps[:, None, :], tri[..., 0, :], tri[..., 1, :],
-                                           tri[..., 2, :])
-            dist[s:s + 50_000] = np.sqrt(np.min(np.sum((q - ps[:, None, :]) ** 2, axis=2),
-                                                axis=1))
-        sign = np.where(caster.inside(p), -1.0, 1.0)
-        out[band] = np.clip(dist * sign, -trunc, trunc)
+        for s in range(0, len(p), CHUNK):
+            sv = seeds7[s:s + CHUNK]
+            first = np.ones(sv.shape, bool)
+            first[:, 1:] = sv[:, 1:] != sv[:, :-1]
+            row = np.nonzero(first)[0]
+            cand = table[np.searchsorted(table_vox, sv[first])]  # (pairs, K)
+            t = tri[cand]  # (pairs, K, 3, 3)
+            ps = p[s:s + CHUNK][row][:, None, :]
+            q = closest_point_on_triangles(ps, t[..., 0, :], t[..., 1, :], t[..., 2, :])
+            d2 = np.min(np.einsum("ijk,ijk->ij", q - ps, q - ps), axis=1)
+            starts = np.concatenate([[0], np.cumsum(first.sum(axis=1))[:-1]])
+            dist[s:s + CHUNK] = np.sqrt(np.minimum.reduceat(d2, starts))
+        near = dist <= SHELL_VOXELS * h
+        sign = np.ones(len(p), np.float32)
+        sign[near] = np.where(caster.inside(p[near]), -1.0, 1.0)
+        out[band] = dist * sign  # off-shell band voxels get their region's sign below
+        shell[tuple(bidx[near].T)] = True
 
-    # 4. far voxels: sign per connected region of the non-band space
-    labels, n_regions = ndimage.label(~band)
+    # 4. voxels off the shell: sign per connected region
+    labels, n_regions = ndimage.label(~shell)
     if n_regions:
         rng = np.random.default_rng(0)
         flat = labels.ravel()
         order = np.argsort(flat, kind="stable")
         bounds = np.searchsorted(flat[order], np.arange(1, n_regions + 2))
-        far_inside = np.zeros(res**3, bool)
+        off_inside = np.zeros(res**3, bool)
         for r in range(n_regions):
             members = order[bounds[r]:bounds[r + 1]]
             pick = members if len(members) <= REGION_SAMPLES else \
@@ -202,10 +213,12 @@ def mesh_sdf_grid(mesh, world_from_voxel: np.ndarray, res: int,
             votes = caster.inside(np.stack(np.unravel_index(pick, (res,) * 3), 1) * h + origin)
             frac = votes.mean()
             if frac >= 0.9 or frac <= 0.1:
-                far_inside[members] = frac >= 0.5
+                off_inside[members] = frac >= 0.5
             else:  # region leaks through a hole: decide voxel by voxel
-                far_inside[members] = caster.inside(
+                off_inside[members] = caster.inside(
                     np.stack(np.unravel_index(members, (res,) * 3), 1) * h + origin)
-        far = ~band.ravel()
-        out.ravel()[far & far_inside] = -trunc
+        flat_out = out.ravel()
+        flip = ~shell.ravel() & off_inside
+        flat_out[flip] = -flat_out[flip]
+    np.clip(out, -trunc, trunc, out=out)
     return out
