@@ -130,6 +130,17 @@ def _mesh_parts(v: np.ndarray, f: np.ndarray):
     return e
 
 
+def _edges_xy(v, edges):
+    """Edges that are not vertical: ends a, b, unit xy direction u, xy length L and slope
+    m (dz per mm of xy)."""
+    a, b = v[edges[:, 0]], v[edges[:, 1]]
+    exy = b[:, :2] - a[:, :2]
+    L = np.linalg.norm(exy, axis=1)
+    ok = L > 1e-9
+    a, b, exy, L = a[ok], b[ok], exy[ok], L[ok]
+    return a, b, exy / L[:, None], L, (b[:, 2] - a[:, 2]) / L
+
+
 def _drop_ball(v, f, edges, grid, R, out):
     # vertices
     def vert(i, qx, qy):
@@ -139,13 +150,7 @@ def _drop_ball(v, f, edges, grid, R, out):
     _for_pairs(grid, v[:, :2] - R, v[:, :2] + R, out, vert)
 
     # edges
-    a, b = v[edges[:, 0]], v[edges[:, 1]]
-    exy = b[:, :2] - a[:, :2]
-    L = np.linalg.norm(exy, axis=1)
-    ok = L > 1e-9
-    a, b, exy, L = a[ok], b[ok], exy[ok], L[ok]
-    u = exy / L[:, None]
-    m = (b[:, 2] - a[:, 2]) / L
+    a, b, u, L, m = _edges_xy(v, edges)
     sq = np.sqrt(1 + m * m)
 
     def edge(i, qx, qy):
@@ -210,13 +215,7 @@ def _drop_flat(v, f, edges, grid, R, out):
         return np.where(d2 <= R * R, v[i, 2], -np.inf)
 
     _for_pairs(grid, v[:, :2] - R, v[:, :2] + R, out, vert)
-    a, b = v[edges[:, 0]], v[edges[:, 1]]
-    exy = b[:, :2] - a[:, :2]
-    L = np.linalg.norm(exy, axis=1)
-    ok = L > 1e-9
-    a, b, exy, L = a[ok], b[ok], exy[ok], L[ok]
-    u = exy / L[:, None]
-    m = (b[:, 2] - a[:, 2]) / L
+    a, b, u, L, m = _edges_xy(v, edges)
 
     def edge(i, qx, qy):
         dx, dy = qx - a[i, 0], qy - a[i, 1]

@@ -235,29 +235,6 @@ class Stock:
             self.bounds = np.asarray(mesh.bounds, float)
             self._q = MeshQuery(mesh)
 
-    def near_distance(self, p: np.ndarray, limit_mm: float) -> np.ndarray:
-        """Signed distance, exact where |d| <= limit_mm; elsewhere only a lower bound of
-        the same sign (far points skip the slow exact query: a KD-tree on the vertices
-        bounds |d| from below by the vertex distance minus the longest edge)."""
-        p = np.asarray(p, float).reshape(-1, 3)
-        if len(p) == 0:
-            return np.zeros(0)
-        if self._tree is None:
-            from scipy.spatial import cKDTree
-
-            self._tree = cKDTree(self.vertices)
-            e = self.vertices[self.edges]
-            self._emax = float(np.linalg.norm(e[:, 0] - e[:, 1], axis=1).max())
-        dv, _ = self._tree.query(p, k=1)
-        lower = dv - self._emax
-        far = lower > limit_mm
-        out = np.empty(len(p))
-        if far.any():
-            out[far] = np.where(self.inside(p[far]), -lower[far], lower[far])
-        if (~far).any():
-            out[~far] = self.signed_distance(p[~far])
-        return out
-
     def inside(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, float)
         if self.kind == "box":

@@ -147,6 +147,38 @@ def plan_strokes(query, bands, tool: GougeTool, grain: np.ndarray, spacing: floa
     return strokes, short_mm2
 
 
+def across_strokes(query, bands, k: int, tool: GougeTool, spacing: float, row_mm: float,
+                   step_mm: float, targets: np.ndarray) -> list[Stroke]:
+    """Strokes across the grain over the surface of side band k near ``targets`` (m, 3):
+    rows of constant height (w), each traced along u, so the cutting direction is
+    horizontal: (g.d) = 0 for a vertical grain, allowed in either direction. Used where
+    the arm cannot reach the downhill strokes."""
+    from scipy.spatial import cKDTree
+
+    if k >= bands.n_side or len(targets) == 0:
+        return []
+    half = math.pi / bands.n_side
+    sp = spacing * math.cos(half)
+    P, N, ok, _R = surface_columns(query, bands, k, row_mm, sp, 0.0)
+    d, _ = cKDTree(targets).query(P.reshape(-1, 3), distance_upper_bound=sp + row_mm)
+    ok &= np.isfinite(d).reshape(ok.shape)
+    out = []
+    for j in range(P.shape[1]):
+        for a, b in _split_runs(ok[:, j], P[:, j], jump_mm=max(4 * row_mm, 6.0)):
+            pn = resample_polyline(np.hstack([P[a:b, j], N[a:b, j]]), step_mm)
+            p2 = pn[:, :3]
+            n2 = pn[:, 3:] / np.maximum(np.linalg.norm(pn[:, 3:], axis=1, keepdims=True),
+                                        1e-12)
+            L = float(np.sum(np.linalg.norm(np.diff(p2, axis=0), axis=1)))
+            if L < tool.min_stroke_length_mm:
+                continue
+            npieces = int(math.ceil(L / tool.max_stroke_length_mm))
+            cuts = np.linspace(0, len(p2) - 1, npieces + 1).round().astype(int)
+            for i0, i1 in zip(cuts[:-1], cuts[1:]):
+                out.append(Stroke(p2[i0:i1 + 1], n2[i0:i1 + 1], k))
+    return out
+
+
 def _tangents(P: np.ndarray) -> np.ndarray:
     d = np.gradient(P, axis=0) if len(P) > 1 else np.array([[1.0, 0, 0]])
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
@@ -192,22 +224,59 @@ def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
 
 
 def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
-                  progress=None, max_layers: int = MAX_LAYERS) -> tuple[list[Pass], dict]:
+                  progress=None, max_layers: int = MAX_LAYERS, reach=None,
+                  across=None) -> tuple[list[Pass], dict]:
     """Check every stroke, add outer layers where the stock is deeper than the chip depth,
-    and emit one pass per band. Returns (passes, report)."""
+    and emit one pass per band. Returns (passes, report).
+
+    reach : a ReachCheck (sculptor.cam.reach) or None: stroke points the arm cannot reach
+    at the band's turntable angle are left out of their stroke; ``across(k, points)``
+    gives strokes across the grain over them (tried in both directions), and what no
+    stroke reaches is reported as unreachable (``arm_unreachable_points``)."""
     cut_local = gouge_cutting_points(tool)
     body_local = gouge_body_points(tool)
     report = {"max_gouge_mm": 0.0, "lifted_points": 0, "max_lift_mm": 0.0,
               "unreachable_points": [], "max_chip_depth_mm": 0.0, "extra_layers": 0,
-              "rest_over_layers_mm": 0.0, "raised_rake_points": 0, "too_deep_points": []}
+              "rest_over_layers_mm": 0.0, "raised_rake_points": 0, "too_deep_points": [],
+              "arm_unreachable_points": 0, "across_grain_strokes": 0}
     by_band: dict[int, list] = {}
-    for s in strokes:
+    missed: dict[int, list] = {}   # points the arm cannot reach (downhill and across)
+    reached: dict[int, list] = {}  # points of across-grain strokes the arm reaches
+    across_done = False
+    reach = reach if reach is not None and reach.active else None
+    queue = [(s, False) for s in strokes]
+    qi = 0
+    while qi < len(queue):
+        s, is_across = queue[qi]
+        qi += 1
         pos, fr, rake, lift, ok, pen = check_stroke(query, tool, s.points, s.normals,
                                                     cut_local, body_local)
+        if reach is not None:
+            arm = reach.ok(pos, fr, bands.turntable(s.band))
+            if is_across and not arm.all():  # across the grain: either direction will do
+                back = check_stroke(query, tool, s.points[::-1], s.normals[::-1], cut_local,
+                                    body_local)
+                arm_b = reach.ok(back[0], back[1], bands.turntable(s.band))
+                if (back[4] & arm_b).sum() > (ok & arm).sum():
+                    s = Stroke(s.points[::-1], s.normals[::-1], s.band)
+                    (pos, fr, rake, lift, ok, pen), arm = back, arm_b
+            if (ok & ~arm).any():
+                missed.setdefault(s.band, []).append(s.points[ok & ~arm])
+            if is_across and (ok & arm).any():
+                reached.setdefault(s.band, []).append(s.points[ok & arm])
+            if (~ok).any():
+                report["unreachable_points"].extend(s.points[~ok].tolist())
+            ok = ok & arm
+        elif (~ok).any():
+            report["unreachable_points"].extend(s.points[~ok].tolist())
+        if qi == len(queue) and not across_done:  # all downhill strokes done
+            across_done = True
+            for k in sorted(missed) if across is not None else []:
+                extra = across(k, np.concatenate(missed[k]))
+                report["across_grain_strokes"] += len(extra)
+                queue.extend((e, True) for e in extra)
         report["raised_rake_points"] += int(np.sum(rake > math.radians(tool.rake_angle_deg)
                                                    + 1e-9))
-        if (~ok).any():
-            report["unreachable_points"].extend(s.points[~ok].tolist())
         # split at unreachable points
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
@@ -227,6 +296,15 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             by_band.setdefault(s.band, []).append((pos[part], fr[part], s.normals[part]))
         if progress:
             progress()
+    for k, pts in missed.items():
+        pts = np.concatenate(pts)
+        if k in reached:
+            from scipy.spatial import cKDTree
+
+            d, _ = cKDTree(np.concatenate(reached[k])).query(pts, distance_upper_bound=5.0)
+            pts = pts[~np.isfinite(d)]
+        report["arm_unreachable_points"] += len(pts)
+        report["unreachable_points"].extend(pts.tolist())
     passes = []
     chip = tool.max_chip_depth_mm
     for k in sorted(by_band):
@@ -257,22 +335,31 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
                 off_mm = depth * j / layers
                 lp = pos + nrm * off_mm
                 if j == 0:
-                    prev = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev)
-                    n_strokes += 1
+                    prev, done = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev,
+                                              reach)
+                    n_strokes += done
+                    if not done:
+                        report["arm_unreachable_points"] += len(lp)
+                        report["unreachable_points"].extend(lp.tolist())
                     continue
                 # outer layers: checked too (offsets can near other parts of the surface)
                 pen = -query.near_distance(to_piece(lp, fr, cut_local).reshape(-1, 3), 1.0
                                            ).reshape(len(lp), -1).min(1)
                 good = pen <= GOUGE_TOL_MM
+                if reach is not None:
+                    good &= reach.ok(lp, fr, theta)
                 idx = np.flatnonzero(good)
                 for part in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
                     if len(part) >= 2:
-                        prev = _emit_stroke(ml, query, tool, lp[part], fr[part], nrm[part],
-                                            theta, f, prev)
-                        n_strokes += 1
+                        prev, done = _emit_stroke(ml, query, tool, lp[part], fr[part],
+                                                  nrm[part], theta, f, prev, reach)
+                        n_strokes += done
         if prev is not None:
-            out = prev + f * 40.0
-            ml.add(out[None], ml.last()[1], tool.feed_mm_s, MoveKind.RAPID, theta)
+            fr_last = ml.last()[1]
+            out = _first_reachable(reach, [prev + f * 40.0, prev + f * 25.0, prev + f * 60.0,
+                                           prev + f * 10.0], fr_last, theta)
+            if out is not None:
+                ml.add(out[None], fr_last, tool.feed_mm_s, MoveKind.RAPID, theta)
         passes.append(ml.to_pass(
             name=f"finish-{bands.names[k]}", operation="finish", strategy="gouge-strokes",
             tool_id=tool.name, setup_turntable_deg=math.degrees(theta),
@@ -280,23 +367,50 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
     return passes, report
 
 
-def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, prev):
-    d0 = fr[0][:, 2]  # tool z ~ cutting direction
-    lead_hi = pos[0] + nrm[0] * 6.0 - _tangent(pos, 0) * 6.0
+def _first_reachable(reach, cands, frame, theta):
+    """The first of the candidate points (k, 3) the arm reaches with ``frame`` (all
+    reachable without a reach check); None if none is."""
+    cands = np.asarray(cands, float)
+    if reach is None:
+        return cands[0]
+    ok = np.flatnonzero(reach.ok(cands, np.broadcast_to(frame, (len(cands), 3, 3)), theta))
+    return cands[ok[0]] if len(ok) else None
+
+
+def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, prev,
+                 reach=None):
+    """Lead-in, plunge, cut and lift-out of one stroke (and a detour out along f if the
+    way from the previous one passes near the design); each air move is the first the arm
+    reaches of a few shorter variants. Returns (last position, emitted)."""
+    t0, t1 = _tangent(pos, 0), _tangent(pos, -1)
+    leads = np.array([pos[0] + nrm[0] * 6.0 - t0 * 6.0, pos[0] + nrm[0] * 6.0,
+                      pos[0] + nrm[0] * 3.0 - t0 * 2.0])
+    leads[:, 2] = np.maximum(leads[:, 2], BASE_CLEAR_MM)
+    outs = np.array([pos[-1] + nrm[-1] * 5.0 + t1 * 4.0, pos[-1] + nrm[-1] * 5.0,
+                     pos[-1] + nrm[-1] * 3.0])
+    outs[:, 2] = np.maximum(outs[:, 2], max(pos[-1][2], BASE_CLEAR_MM))
+    lead_hi = _first_reachable(reach, leads, fr[0], theta)
+    out = _first_reachable(reach, outs, fr[-1], theta)
+    if lead_hi is None or out is None:
+        return prev, False
     if prev is not None:
         seg = np.linspace(prev, lead_hi, max(2, int(np.linalg.norm(lead_hi - prev) / 4) + 2))
         if query.near_distance(seg, 4.0).min() < 4.0:  # go round: out along f and back in
-            ml.add(np.array([prev + f * 40.0, lead_hi + f * 40.0]), fr[0], tool.feed_mm_s,
-                   MoveKind.RAPID, theta)
-    lead_hi[2] = max(lead_hi[2], BASE_CLEAR_MM)
+            way = None
+            for dist in (40.0, 25.0, 60.0):
+                two = np.array([prev + f * dist, lead_hi + f * dist])
+                if reach is None or reach.ok(two, np.broadcast_to(fr[0], (2, 3, 3)),
+                                             theta).all():
+                    way = two
+                    break
+            if way is None:
+                return prev, False
+            ml.add(way, fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
     ml.add(lead_hi[None], fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
     ml.add(pos[:1], fr[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE, theta)
     ml.add(pos[1:], fr[1:], tool.feed_mm_s, MoveKind.CUT, theta)
-    out = pos[-1] + nrm[-1] * 5.0 + _tangent(pos, -1) * 4.0
-    out[2] = max(out[2], pos[-1][2], BASE_CLEAR_MM)
     ml.add(out[None], fr[-1], tool.feed_mm_s, MoveKind.RETRACT, theta)
-    del d0
-    return out
+    return out, True
 
 
 def _tangent(pos, i):

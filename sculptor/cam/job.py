@@ -39,13 +39,14 @@ class Quality:
     n_bands: int           # side bands for finishing
     candidate_step_deg: float
     max_layers: int        # gouge: most stroke layers over rest stock (deeper: left)
+    rough_stepover: float  # roughing step-over, fraction of the tool diameter
 
     @classmethod
     def named(cls, name: str) -> "Quality":
         if name == "draft":
-            return cls(6.0, 4.0, 0.5, 2.0, 5.0, 0.5, 6, 45.0, 4)
+            return cls(6.0, 4.0, 0.5, 2.0, 5.0, 0.5, 6, 45.0, 4, 0.8)
         if name == "fine":
-            return cls(3.0, 1.5, 0.05, 1.0, 2.5, 0.25, 8, 30.0, 8)
+            return cls(3.0, 1.5, 0.05, 1.0, 2.5, 0.25, 8, 30.0, 8, 0.6)
         raise UserError(f"unknown --quality '{name}'; use one of {', '.join(QUALITIES)}")
 
 
@@ -68,7 +69,7 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
              cell: str = "kuka-kr6-r900-turntable", stock: str | None = None,
              stock_mesh: Path | None = None, grain: str = "z", scallop_mm: float = 0.2,
              progress: bool = True, quality: str = "fine", min_setups: int = 4,
-             side_tilt_deg: float = 30.0) -> Toolpath:
+             side_tilts_deg: tuple[float, ...] = (0.0, 45.0)) -> Toolpath:
     """Plan roughing and finishing for ``design`` and write the job directory ``out``.
 
     tool : finishing tool profile (gouge or ball/bull); rough_tool : roughing tool
@@ -76,8 +77,9 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
     stock : "XxYxZ" box in mm (default: the cell's stock) or stock_mesh : a closed mesh in
     the piece frame. grain : fibre direction x|y|z. scallop_mm : target cusp height.
     quality : "fine" or "draft" (coarser grids and sampling, for previews and tests).
-    min_setups : fewest roughing setups on a turntable cell. side_tilt_deg : side roughing
-    tool tilted down by this angle (keeps a long spindle clear of the robot base).
+    min_setups : fewest roughing setups on a turntable cell. side_tilts_deg : side roughing
+    candidates at each of these tilts (deg, tool pointing down from horizontal); on a robot
+    cell every move is kept within the arm's reach (``sculptor.cam.reach``).
     Returns the Toolpath written to ``out/job.json``.
     """
     from sculptor.cam import finish as rotary_finish
@@ -85,6 +87,7 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
     from sculptor.cam.bands import Bands
     from sculptor.cam.geometry import MeshQuery, check_fits, load_design, parse_stock
     from sculptor.cam.picture import draw_job
+    from sculptor.cam.reach import ReachCheck
     from sculptor.cam.rough import Roughing, candidate_setups
     from sculptor.cam.stock import StockModel
     from sculptor.cam.summary import air_share, gouge_tool_check, rotary_gouge_check, \
@@ -135,8 +138,9 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                          else 0.5)
             rough = Roughing(query, smodel, rtool, allowance_mm=allowance,
                              grid_mm=q.rough_grid_mm, simplify_mm=q.simplify_mm,
-                             robot_dir=robot_dir)
-            cands = candidate_setups(cellp.machine, math.radians(side_tilt_deg),
+                             robot_dir=robot_dir, reach=ReachCheck(cellp, rtool, margin_deg=5.0),
+                             stepover_frac=q.rough_stepover)
+            cands = candidate_setups(cellp.machine, np.radians(side_tilts_deg),
                                      q.candidate_step_deg, robot_dir)
             ns = min(min_setups, len(cands))
             task = prog.add_task("roughing: choosing setups", total=len(cands))
@@ -170,9 +174,11 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                 query, bands, ftool, g, spacing, q.row_mm, q.stroke_step_mm,
                 on_band=lambda: prog.advance(task))
             task = prog.add_task("finishing: gouge check", total=len(strokes))
-            fp, frep = gouge_finish.finish_passes(query, smodel, bands, ftool, strokes,
-                                                  progress=lambda: prog.advance(task),
-                                                  max_layers=q.max_layers)
+            fp, frep = gouge_finish.finish_passes(
+                query, smodel, bands, ftool, strokes, progress=lambda: prog.advance(task),
+                max_layers=q.max_layers, reach=ReachCheck(cellp, ftool, margin_deg=3.0),
+                across=lambda k, pts: gouge_finish.across_strokes(
+                    query, bands, k, ftool, spacing, q.row_mm, q.stroke_step_mm, pts))
             frep["stroke_spacing_mm"] = round(spacing, 3)
             frep["too_short_area_mm2"] = round(short, 0)
             unreach = np.asarray(frep.pop("unreachable_points"), float).reshape(-1, 3)
@@ -205,7 +211,8 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
         provenance=Provenance.make("sculptor cam", {
             "tool": tool, "rough_tool": rname, "cell": cell, "stock": stock,
             "stock_mesh": stock_mesh, "grain": grain, "scallop_mm": scallop_mm,
-            "quality": quality, "min_setups": min_setups, "side_tilt_deg": side_tilt_deg},
+            "quality": quality, "min_setups": min_setups,
+            "side_tilts_deg": list(side_tilts_deg)},
             {"design": design_path}),
         design=str(design_path), design_sha256=sha256_file(design_path), cell=cellp.name,
         machine=cellp.machine,

@@ -76,6 +76,18 @@ class MoveList:
     def __len__(self) -> int:
         return sum(len(x) for x in self.p)
 
+    def mark(self) -> int:
+        return len(self.p)
+
+    def since(self, mark: int) -> np.ndarray:
+        """(k, 3) positions of the moves added since ``mark``."""
+        return np.concatenate(self.p[mark:]) if len(self.p) > mark else np.zeros((0, 3))
+
+    def rollback(self, mark: int) -> None:
+        """Forget the moves added since ``mark``."""
+        for x in (self.p, self.r, self.f, self.k, self.t):
+            del x[mark:]
+
     def last(self):
         return (self.p[-1][-1], self.r[-1][-1]) if self.p else (None, None)
 
@@ -101,3 +113,61 @@ def resample_polyline(p: np.ndarray, step: float, closed: bool = False) -> np.nd
     n = max(1, int(math.ceil(s[-1] / step)))
     st = np.linspace(0, s[-1], n + 1)
     return np.stack([np.interp(st, s, p[:, j]) for j in range(p.shape[1])], axis=1)
+
+
+def simplify_indices(p: np.ndarray, tol_mm: float) -> np.ndarray:
+    """Indices of the points of polyline p (m, 3) that Douglas-Peucker keeps: every
+    dropped point lies within ``tol_mm`` of the kept segment over it (ends always kept)."""
+    m = len(p)
+    if m < 3 or tol_mm <= 0:
+        return np.arange(m)
+    keep = np.zeros(m, bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, m - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        d = p[b] - p[a]
+        L2 = float(d @ d)
+        q = p[a + 1:b] - p[a]
+        if L2 > 0:
+            t = np.clip(q @ d / L2, 0.0, 1.0)
+            q = q - t[:, None] * d
+        dist = np.einsum("ij,ij->i", q, q)
+        i = int(np.argmax(dist))
+        if dist[i] > tol_mm * tol_mm:
+            k = a + 1 + i
+            keep[k] = True
+            stack += [(a, k), (k, b)]
+    return np.flatnonzero(keep)
+
+
+def merge_collinear(ps: Pass, tol_mm: float) -> Pass:
+    """The pass with runs of CUT moves (same frame, feed and turntable angle) simplified
+    to within ``tol_mm`` (Douglas-Peucker); other moves are kept as they are."""
+    n = ps.n_moves
+    if n < 3 or tol_mm <= 0:
+        return ps
+    cut = ps.kind == MoveKind.CUT
+    same = np.ones(n, bool)
+    same[1:] = (cut[1:] & cut[:-1] & (ps.feed_mm_s[1:] == ps.feed_mm_s[:-1])
+                & (ps.turntable_rad[1:] == ps.turntable_rad[:-1])
+                & np.all(np.abs(ps.tool_frame[1:] - ps.tool_frame[:-1]) < 1e-9, axis=(1, 2)))
+    same[0] = False
+    starts = np.flatnonzero(~same)
+    keep = np.zeros(n, bool)
+    # a run is the start point (kept: the move into it) and its continuation
+    for a, b in zip(starts, np.append(starts[1:], n)):
+        if not cut[a] or b - a < 3:
+            keep[a:b] = True
+            continue
+        idx = simplify_indices(ps.position_mm[a - 1 if a else a:b], tol_mm)
+        keep[(a - 1 if a else a) + idx] = True
+    keep[(~cut)] = True
+    idx = np.flatnonzero(keep)
+    return Pass(position_mm=ps.position_mm[idx], tool_frame=ps.tool_frame[idx],
+                feed_mm_s=ps.feed_mm_s[idx], kind=ps.kind[idx],
+                turntable_rad=ps.turntable_rad[idx], name=ps.name, operation=ps.operation,
+                strategy=ps.strategy, tool_id=ps.tool_id,
+                setup_turntable_deg=ps.setup_turntable_deg, stats=ps.stats)

@@ -25,8 +25,8 @@ from scipy import ndimage
 
 from sculptor.artifacts.toolpath import MoveKind, Pass
 from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
-from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline, rotary_frame, \
-    turntable_for_facing
+from sculptor.cam.moves import MoveList, gouge_frames, merge_collinear, resample_polyline, \
+    rotary_frame, turntable_for_facing
 from sculptor.cam.toolshape import gouge_body_points, to_piece
 from sculptor.profiles import GougeTool
 
@@ -54,7 +54,8 @@ def side_setup(theta_rad: float, tilt_rad: float, robot_dir=(-1.0, 0.0, 0.0)) ->
     fw = np.array([rd[0] * math.cos(tilt_rad), rd[1] * math.cos(tilt_rad), math.sin(tilt_rad)])
     c, s = math.cos(-theta_rad), math.sin(-theta_rad)
     f = np.array([c * fw[0] - s * fw[1], s * fw[0] + c * fw[1], fw[2]])
-    return Setup(f"side{math.degrees(theta_rad) % 360:.0f}", f, theta_rad)
+    return Setup(f"side{math.degrees(theta_rad) % 360:.0f}-tilt{math.degrees(tilt_rad):.0f}",
+                 f, theta_rad)
 
 
 def top_setup(turntable_rad: float = 0.0) -> Setup:
@@ -103,8 +104,10 @@ class Roughing:
     """Plans roughing setups on a StockModel (updated as setups are planned)."""
 
     def __init__(self, design, stock_model, tool, *, allowance_mm: float, grid_mm: float,
-                 simplify_mm: float, robot_dir=(-1.0, 0.0, 0.0)):
+                 simplify_mm: float, robot_dir=(-1.0, 0.0, 0.0), reach=None,
+                 stepover_frac: float = 0.6):
         self.design = design
+        self.reach = reach if reach is not None and reach.active else None
         self.stock = stock_model
         self.tool = tool
         self.allowance = allowance_mm
@@ -115,13 +118,15 @@ class Roughing:
         if self.is_gouge:
             self._body = gouge_body_points(tool)
             self.stepdown = tool.max_chip_depth_mm
-            self.stepover = 0.6 * tool.width_mm
+            self.stepover = stepover_frac * tool.width_mm
             self.radius = tool.width_mm / 2
         else:
             self.stepdown = tool.max_stepdown_mm
-            self.stepover = 0.6 * tool.diameter_mm
+            self.stepover = stepover_frac * tool.diameter_mm
             self.radius = tool.radius_mm
         self._cache: dict[str, tuple] = {}
+        self._vreach: dict[str, np.ndarray] = {}
+        self.skipped = 0  # paths left out: the arm could not reach every move
 
     # ------------------------------------------------------------------ grids and CL
     def _grid(self, setup: Setup):
@@ -141,14 +146,54 @@ class Roughing:
             self._cache[setup.name] = (xs, ys, cl)
         return self._cache[setup.name]
 
+    def frame(self, setup: Setup) -> np.ndarray:
+        """The tool frame of a setup (constant over its moves)."""
+        return rotary_frame(setup.f, setup.setup_from_piece[0])
+
+    def arm_reaches(self, setup: Setup, uvh: np.ndarray) -> np.ndarray:
+        """(m,) bool: the arm reaches the tip at setup-frame points uvh (m, 3) with the
+        setup's tool frame and turntable angle (always True without a reach check)."""
+        if self.reach is None:
+            return np.ones(len(uvh), bool)
+        if self.is_gouge:
+            d = -setup.setup_from_piece[1]
+            fr = gouge_frames(d[None], setup.f[None], math.radians(self.tool.rake_angle_deg))
+            fr = np.broadcast_to(fr[0], (len(uvh), 3, 3))
+        else:
+            fr = np.broadcast_to(self.frame(setup), (len(uvh), 3, 3))
+        return self.reach.ok(uvh @ setup.setup_from_piece, fr, setup.turntable_rad)
+
+    def _voxel_reach(self, setup: Setup) -> np.ndarray:
+        """(n voxels,) bool: the tip can be put at the voxel centre (computed once per
+        setup for the voxels that held wood at the start, on blocks of 2x2x2 voxels: an
+        estimate for choosing setups; planning checks every move)."""
+        if setup.name not in self._vreach:
+            out = np.zeros(len(self.stock.centers), bool)
+            vi = np.flatnonzero(self.stock.material)
+            key = np.ravel_multi_index(tuple(np.array(np.unravel_index(vi, self.stock.shape))
+                                             // 2), self.stock.shape)
+            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+            rep = self.stock.centers[vi[first]] @ setup.setup_from_piece.T
+            out[vi] = self.arm_reaches(setup, rep)[inv.reshape(-1)]
+            self._vreach[setup.name] = out
+        return self._vreach[setup.name]
+
     def _removable(self, setup: Setup) -> np.ndarray:
-        """Voxels this setup can remove: above the CL and within the tool's reach."""
+        """Voxels this setup can remove: above the CL, within the tool's reach and the
+        arm's: nothing under a voxel the arm cannot reach in the same column."""
         xs, ys, cl = self.cl(setup)
         cell, h, vi = self.stock.column_heights(setup.setup_from_piece, xs, ys)
         if len(h) == 0:
             return vi
         floor = np.maximum(cl.reshape(-1)[cell], self._column_reach(cell, h, cl.size)[cell])
-        return vi[h > floor]
+        above = h > floor
+        if self.reach is None:
+            return vi[above]
+        r = self._voxel_reach(setup)[vi]
+        stop = above & ~r
+        hb = np.full(cl.size, -np.inf)
+        np.maximum.at(hb, cell[stop], h[stop])
+        return vi[above & r & (h > hb[cell])]
 
     def _column_reach(self, cell: np.ndarray, h: np.ndarray, ncell: int) -> np.ndarray:
         """(ncell,) lowest tip height per column the tool reaches: the top of the stock
@@ -199,6 +244,7 @@ class Roughing:
         rem = h > fl
         cell, h, vi = cell[rem], h[rem], vi[rem]
         ml = MoveList()
+        self.skipped = 0
         stats = {"levels": 0, "loops": 0, "strokes": 0, "stock_removed_mm3": 0.0}
         if len(h) == 0:
             return self._empty_pass(setup, index, stats)
@@ -225,14 +271,23 @@ class Roughing:
                           -math.ceil(rad_cells):math.ceil(rad_cells) + 1]
         disk = (xx ** 2 + yy ** 2) <= rad_cells ** 2
         state = {"pos": None}
+        blocked = np.zeros((ny, nx), bool)  # wood left above this level (arm cannot reach)
+        cut = np.zeros(len(h), bool)
         for L in levels:
+            lev = (h > L) & (h <= L + self.stepdown + self.stock.voxel_mm)
             mat = np.zeros(ny * nx, bool)
-            mat[cell[(h > L) & (h <= L + self.stepdown + self.stock.voxel_mm)]] = True
+            mat[cell[lev]] = True
             mat = mat.reshape(ny, nx)
             if not mat.any():
                 continue
             region = ndimage.binary_dilation(mat, structure=disk) & (cl < L + self.stepdown)
             region &= cl < np.inf
+            if self.reach is not None:
+                region &= ~ndimage.binary_dilation(blocked, structure=disk)
+                region &= self._reach_cells(setup, xs, ys, cl, region, L)
+            covered = ndimage.binary_dilation(region, structure=disk)
+            blocked |= mat & ~covered
+            cut |= lev & covered.reshape(-1)[cell]
             if not region.any():
                 continue
             stats["levels"] += 1
@@ -244,14 +299,37 @@ class Roughing:
                 stats["loops"] += n
         if len(ml):
             p, fr = ml.last()
-            hh = (p @ R.T)[2]
-            ml.add(np.array([[*(p @ R.T)[:2], max(hh, clear_h)]]) @ R, fr,
-                   self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
-        removed = self.stock.remove(vi)
+            u, v, hh = p @ R.T
+            for hgt in (max(hh, clear_h), hh + CLEAR_MM + self.radius):
+                mark = ml.mark()
+                ml.add(np.array([[u, v, hgt]]) @ R, fr, self.tool.feed_mm_s, MoveKind.RETRACT,
+                       setup.turntable_rad)
+                if self._commit(ml, mark, setup):
+                    break
+        stats["skipped_paths"] = self.skipped
+        removed = self.stock.remove(vi[cut])
         stats["stock_removed_mm3"] = removed * self.stock.voxel_mm ** 3
-        return ml.to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
-                          strategy=self._strategy(setup), tool_id=self.tool.name,
-                          setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats)
+        stats["arm_unreachable_moves"] = int((~self.arm_reaches(setup, ml.since(0) @ R.T)
+                                              ).sum())
+        return merge_collinear(ml.to_pass(
+            name=f"rough-{index}-{setup.name}", operation="rough",
+            strategy=self._strategy(setup), tool_id=self.tool.name,
+            setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats),
+            min(self.simplify / 2, self.allowance / 3))
+
+    def _reach_cells(self, setup: Setup, xs, ys, cl, region, L: float) -> np.ndarray:
+        """(ny, nx) bool: the arm reaches the tip at the level (bottom and top of the
+        step, the tip following the CL) over the cells of ``region``."""
+        iy, ix = np.nonzero(region)
+        out = np.zeros(region.shape, bool)
+        if len(iy) == 0:
+            return out
+        lo = np.maximum(L, cl[iy, ix])
+        ok = np.ones(len(iy), bool)
+        for hh in (lo, lo + self.stepdown):
+            ok &= self.arm_reaches(setup, np.column_stack([xs[ix], ys[iy], hh]))
+        out[iy[ok], ix[ok]] = True
+        return out
 
     def _empty_pass(self, setup: Setup, index: int, stats: dict) -> Pass:
         return MoveList().to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
@@ -281,6 +359,28 @@ class Roughing:
         pts = np.array([[a_uvh[0], a_uvh[1], th], [b_uv[0], b_uv[1], th]])
         ml.add(pts[:1] @ R, frame, self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
         ml.add(pts[1:] @ R, frame, self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+
+    def _enter(self, ml, setup, xs, ys, safe_cl, clear_h, state, start, frame, low: bool):
+        """Rapid to above ``start`` (u, v, h): from the pass's clearance height (or, if
+        ``low``, one step above the start) for the first path, else by a travel."""
+        if state["pos"] is None:
+            h = clear_h if not low else min(clear_h, start[2] + self.stepdown + CLEAR_MM
+                                            + self.radius)
+            ml.add(np.array([[start[0], start[1], h]]) @ setup.setup_from_piece, frame,
+                   self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+        else:
+            self._travel(ml, setup, xs, ys, safe_cl, clear_h, state["pos"], start[:2],
+                         start[2], frame)
+
+    def _commit(self, ml, mark: int, setup: Setup) -> bool:
+        """Keep the moves added since ``mark`` if the arm reaches all of them; else drop
+        them (counted in ``skipped_paths``) and say so."""
+        pts = ml.since(mark)
+        if self.arm_reaches(setup, pts @ setup.setup_from_piece.T).all():
+            return True
+        ml.rollback(mark)
+        self.skipped += 1
+        return False
 
     def _contour_level(self, ml, setup, xs, ys, region, L, safe_cl, clear_h, state) -> int:
         from shapely.geometry import LinearRing
@@ -325,17 +425,16 @@ class Roughing:
             hgt = self._heights(path, xs, ys, safe_cl, L)
             hgt = hgt + self.stepdown * np.clip(1 - s / ramp, 0, 1)
             start = np.array([path[0, 0], path[0, 1], hgt[0]])
-            if state["pos"] is None:
-                ml.add(np.array([[start[0], start[1], clear_h]]) @ R, frame,
-                       self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
-            else:
-                self._travel(ml, setup, xs, ys, safe_cl, clear_h, state["pos"], start[:2],
-                             start[2], frame)
-            ml.add(start[None] @ R, frame, self.tool.plunge_feed_mm_s, MoveKind.PLUNGE,
-                   setup.turntable_rad)
             uvh = np.column_stack([path[1:], hgt[1:]])
-            ml.add(uvh @ R, frame, self.tool.feed_mm_s, MoveKind.CUT, setup.turntable_rad)
-            state["pos"] = uvh[-1]
+            for low in (False, True):
+                mark = ml.mark()
+                self._enter(ml, setup, xs, ys, safe_cl, clear_h, state, start, frame, low)
+                ml.add(start[None] @ R, frame, self.tool.plunge_feed_mm_s, MoveKind.PLUNGE,
+                       setup.turntable_rad)
+                ml.add(uvh @ R, frame, self.tool.feed_mm_s, MoveKind.CUT, setup.turntable_rad)
+                if self._commit(ml, mark, setup):
+                    state["pos"] = uvh[-1]
+                    break
         return len(loops)
 
     def _gouge_level(self, ml, setup, xs, ys, region, L, safe_cl, clear_h, state) -> int:
@@ -385,28 +484,32 @@ class Roughing:
                     if self.design.inside(to_piece((lead @ R)[None], frames[:1],
                                                    self._body).reshape(-1, 3)).any():
                         continue
-                    if state["pos"] is None:
-                        ml.add(np.array([[lead[0], lead[1], clear_h]]) @ R, frames[0],
-                               tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
-                    else:
-                        self._travel(ml, setup, xs, ys, safe_cl, clear_h, state["pos"],
-                                     lead[:2], lead[2], frames[0])
-                    ml.add(lead[None] @ R, frames[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE,
-                           setup.turntable_rad)
-                    ml.add(uvh @ R, frames, tool.feed_mm_s, MoveKind.CUT, setup.turntable_rad)
                     out = uvh[-1] + np.array([0, -3.0, CLEAR_MM + 2])
-                    ml.add(out[None] @ R, frames[-1], tool.feed_mm_s, MoveKind.RETRACT,
-                           setup.turntable_rad)
-                    state["pos"] = out
-                    nstrokes += 1
+                    for low in (False, True):
+                        mark = ml.mark()
+                        self._enter(ml, setup, xs, ys, safe_cl, clear_h, state, lead,
+                                    frames[0], low)
+                        ml.add(lead[None] @ R, frames[0], tool.plunge_feed_mm_s,
+                               MoveKind.PLUNGE, setup.turntable_rad)
+                        ml.add(uvh @ R, frames, tool.feed_mm_s, MoveKind.CUT,
+                               setup.turntable_rad)
+                        ml.add(out[None] @ R, frames[-1], tool.feed_mm_s, MoveKind.RETRACT,
+                               setup.turntable_rad)
+                        if self._commit(ml, mark, setup):
+                            state["pos"] = out
+                            nstrokes += 1
+                            break
         return nstrokes
 
 
-def candidate_setups(machine: str, tilt_rad: float, step_deg: float = 30.0,
+def candidate_setups(machine: str, tilts_rad, step_deg: float = 30.0,
                      robot_dir=(-1.0, 0.0, 0.0)) -> list[Setup]:
+    """The top setup and side setups every ``step_deg`` of turntable at each tilt (rad,
+    down from horizontal) in ``tilts_rad``."""
     if machine == "cnc3":
         return [top_setup()]
     out = [top_setup(turntable_for_facing(np.array([1.0, 0, 0]), robot_dir))]
-    for a in np.arange(0.0, 360.0, step_deg):
-        out.append(side_setup(math.radians(a), tilt_rad, robot_dir))
+    for tilt in np.atleast_1d(tilts_rad):
+        for a in np.arange(0.0, 360.0, step_deg):
+            out.append(side_setup(math.radians(a), float(tilt), robot_dir))
     return out
