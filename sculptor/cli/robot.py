@@ -25,6 +25,9 @@ def post_cmd(
 
     res = post_job(job, dialect, out, cell=cell, a5_margin_deg=a5_margin_deg,
                    chord_tol_mm=chord_tol_mm)
-    echo(f"wrote {', '.join(str(p) for p in res['files'])} ({res['points']} points, valid "
+    files = [str(p) for p in res["files"]]
+    if len(files) > 4:  # a split KRL program: name the main file, count the modules
+        files = [files[-2], files[-1], f"{(len(files) - 2) // 2} modules"]
+    echo(f"wrote {', '.join(files)} ({res['points']} points, valid "
          f"ratio {res['valid_ratio']:.4f}, max chord error {res['max_chord_error_mm']:.4f} mm); "
          f"program: {res['program']}")

@@ -151,15 +151,23 @@ def post_job(job: Path, dialect: str, out: Path, *, cell: str | None = None,
         raise UserError(f"dialect '{dialect}' is for a {spec.machine} job; {job} is a "
                         f"{tp.machine} job")
     cell_name = cell or tp.cell
-    program = solve_program(tp, cell_name, None, a5_margin_deg=a5_margin_deg,
-                            chord_tol_mm=chord_tol_mm, progress=progress)
     from sculptor.artifacts.core import sha256_file
+    from sculptor.robot.solver import solve_key
 
-    program.job_sha256 = sha256_file(job / "job.json")
-    program.save(job / "program.json")
-    from sculptor.robot.plot import plot_program
+    job_sha = sha256_file(job / "job.json")
+    key = solve_key(tp, job_sha, cell_name, a5_margin_deg=a5_margin_deg,
+                    chord_tol_mm=chord_tol_mm)
+    program = _reusable_program(job, key)
+    png = job / "program.png"
+    if program is None:  # a second dialect of the same job reuses the solved program
+        program = solve_program(tp, cell_name, None, a5_margin_deg=a5_margin_deg,
+                                chord_tol_mm=chord_tol_mm, progress=progress)
+        program.job_sha256 = job_sha
+        program.provenance.parameters["solve_key"] = key
+        program.save(job / "program.json")
+        from sculptor.robot.plot import plot_program
 
-    png = plot_program(program, job / "program.png", a5_margin_deg)
+        png = plot_program(program, job / "program.png", a5_margin_deg)
     if program.failures and program.valid_ratio == 0.0 and program.machine == "robot":
         raise UserError(f"no move of {job} is reachable by {program.robot} in cell "
                         f"{program.cell} ({program.failures[0]['reason']}): the stock is out "
@@ -175,6 +183,19 @@ def post_job(job: Path, dialect: str, out: Path, *, cell: str | None = None,
     paths = write_program(program, tp, dialect, Path(out))
     return {"program": job / "program.json", "png": png, "files": paths, "points": program.n,
             "valid_ratio": program.valid_ratio, "max_chord_error_mm": program.max_chord_error_mm}
+
+
+def _reusable_program(job: Path, key: str) -> RobotProgram | None:
+    """JOB/program.json when it was solved from the same job, cell, profiles, solver and
+    parameters (``solve_key``), else None."""
+    path = job / "program.json"
+    if not path.is_file():
+        return None
+    try:
+        prog = RobotProgram.load(path)
+    except (UserError, OSError, ValueError):
+        return None
+    return prog if prog.provenance.parameters.get("solve_key") == key else None
 
 
 __all__ = ["DIALECTS", "write_program", "parse_program", "render_program", "post_job",

@@ -36,6 +36,7 @@ class PostContext:
     controller: ControllerProfile
     name: str  # program/module name derived from the output file
     tools: list = field(default_factory=list)
+    _tool_rows: list | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -59,11 +60,12 @@ class PostContext:
 
     def tool_for(self, i: int):
         """Tool profile of program point i (its pass's tool)."""
-        names = self.program.tools or [self.program.tool]
-        passes = sorted(set(self.pass_index().tolist()))
-        k = passes.index(int(self.pass_index()[i])) if passes else 0
-        return self.tools[min(k, len(self.tools) - 1)] if self.tools else resolve_tool(
-            names[min(k, len(names) - 1)])
+        if self._tool_rows is None:  # once per run: the k-th solved pass has tools[k]
+            names = self.program.tools or [self.program.tool]
+            tools = self.tools or [resolve_tool(t) for t in names]
+            _, k = np.unique(self.pass_index(), return_inverse=True)
+            self._tool_rows = [tools[j] for j in np.minimum(k.reshape(-1), len(tools) - 1)]
+        return self._tool_rows[i]
 
     def header_lines(self, dialect: str) -> list[str]:
         prov = self.program.provenance
@@ -123,6 +125,15 @@ def fnum(x: float, decimals: int) -> str:
     return s
 
 
+def fnums(x: np.ndarray, decimals: int) -> list[str]:
+    """:func:`fnum` of every element of ``x`` (vectorised rounding; no negative zero)."""
+    r = np.round(np.asarray(x, float), decimals) + 0.0  # -0.0 + 0.0 = 0.0
+    fmt = f"{{:.{decimals}f}}".format
+    out = [fmt(v) for v in r.tolist()]
+    neg0 = "-" + fmt(0.0)
+    return [v[1:] if v == neg0 else v for v in out]
+
+
 def module_name(stem: str, max_len: int = 24) -> str:
     """A program identifier from a file stem: letters, digits, '_' , starting with a letter."""
     s = re.sub(r"[^A-Za-z0-9_]", "_", stem)
@@ -141,18 +152,26 @@ def comment_text(text: str, allowed: str) -> str:
 
 def check_lines(name: str, text: str, controller: ControllerProfile) -> None:
     """Syntax rules every dialect shares: line length and allowed characters."""
-    allowed = set(controller.allowed_chars)
-    for no, line in enumerate(text.splitlines(), 1):
-        if len(line) > controller.max_line_chars:
-            raise UserError(f"{name}: line {no} has {len(line)} characters, controller "
-                            f"'{controller.name}' accepts {controller.max_line_chars}")
-        if allowed:
-            bad = sorted(set(line) - allowed)
-            if bad:
-                raise UserError(f"{name}: line {no} holds characters {''.join(bad)!r} that "
-                                f"controller '{controller.name}' does not accept")
-        elif any(not (32 <= ord(c) < 127) and c != "\t" for c in line):
-            raise UserError(f"{name}: line {no} holds non-ASCII characters")
+    lines = text.splitlines()
+    longest = max(map(len, lines), default=0)
+    if longest > controller.max_line_chars:
+        no = next(i for i, line in enumerate(lines, 1)
+                  if len(line) > controller.max_line_chars)
+        raise UserError(f"{name}: line {no} has {len(lines[no - 1])} characters, controller "
+                        f"'{controller.name}' accepts {controller.max_line_chars}")
+    if controller.allowed_chars:
+        bad_re = re.compile("[^" + re.escape(controller.allowed_chars) + "\n]")
+    else:
+        bad_re = re.compile("[^\x20-\x7e\t\n]")  # printable ASCII
+    m = bad_re.search(text)
+    if m:
+        no = text.count("\n", 0, m.start()) + 1
+        line = lines[no - 1]
+        if controller.allowed_chars:
+            bad = sorted(set(line) - set(controller.allowed_chars))
+            raise UserError(f"{name}: line {no} holds characters {''.join(bad)!r} that "
+                            f"controller '{controller.name}' does not accept")
+        raise UserError(f"{name}: line {no} holds non-ASCII characters")
 
 
 # ----------------------------------------------------------------------------- frames

@@ -25,7 +25,7 @@ import numpy as np
 
 from sculptor.artifacts.toolpath import MoveKind
 from sculptor.errors import UserError
-from sculptor.post.common import PostContext, comment_text, fnum
+from sculptor.post.common import PostContext, comment_text, fnum, fnums
 
 AXES = ("X", "Y", "Z", "A", "B", "C", "U")
 
@@ -58,6 +58,29 @@ def _fit(words: list[tuple[str, float]], feed: str, maxlen: int, prefix: str) ->
                     f"{maxlen} (raise max_line_chars in its profile)")
 
 
+def _joint_lines_4dec(axes: np.ndarray, feeds: list[str], maxlen: int) -> list[str] | None:
+    """Motion lines with every number at 4 decimals, modal words left out (vectorised:
+    an axis word is written where its rounded value differs from the previous row's,
+    which is what the controller holds). None when a line would exceed ``maxlen``."""
+    r = np.round(axes, 4) + 0.0
+    changed = np.ones_like(r, bool)
+    changed[1:] = r[1:] != r[:-1]
+    cols = [fnums(r[:, a], 4) for a in range(7)]
+    rows = changed.tolist()
+    out = []
+    for i, ch in enumerate(rows):
+        words = [AXES[a] + cols[a][i] for a in range(7) if ch[a]]
+        if not words:
+            continue
+        line = " ".join(["G1"] + words + [feeds[i]])
+        if len(line) > maxlen:
+            line = line.replace(" ", "")
+            if len(line) > maxlen:
+                return None
+        out.append(line)
+    return out
+
+
 def render_joint(ctx: PostContext) -> dict[str, str]:
     p, ctrl = ctx.program, ctx.controller
     allowed, maxlen = ctrl.allowed_chars, ctrl.max_line_chars
@@ -70,6 +93,17 @@ def render_joint(ctx: PostContext) -> dict[str, str]:
                       allowed, maxlen)
     lines.append("G21 G90")
     lines.append("G93" if inverse_time else "G94")
+    if inverse_time:
+        feeds = ["F" + f for f in fnums(60.0 / np.maximum(dur, 1e-12), 3)]
+    else:
+        dist = np.r_[0.0, np.linalg.norm(np.diff(axes, axis=0), axis=1)]
+        feeds = ["F" + f for f in fnums(np.maximum(dist / np.maximum(dur, 1e-12) * 60.0,
+                                                   1e-3), 3)]
+    feeds[0] = "F1" if inverse_time else "F600"
+    fast = _joint_lines_4dec(axes, feeds, maxlen)
+    if fast is not None:
+        return {"program.gcode": "\n".join(lines + fast + ["G94", "M2"]) + "\n"}
+    # some line is too long at 4 decimals: line by line, 3 decimals where needed
     last = [None] * 7
     for i in range(p.n):
         words = []

@@ -22,6 +22,7 @@ from sculptor.post.common import (
     PostContext,
     arm_config_bits,
     fnum,
+    fnums,
     from_zyx_deg,
     pose_matrix,
     zyx_deg,
@@ -48,15 +49,37 @@ def _frame_str(m: np.ndarray) -> str:
             f"A {fnum(abc[0], ANG_DEC)},B {fnum(abc[1], ANG_DEC)},C {fnum(abc[2], ANG_DEC)}}}")
 
 
+def _modules(ctx: PostContext, max_lines: int) -> list[range]:
+    """Split the points into modules of at most ``max_lines`` motion lines: one per point,
+    plus a ``$VEL.CP`` line where the feed changes and 3 at a tool change (counted
+    generously: a module restarts its feed and tool)."""
+    p = ctx.program
+    feed = np.round(p.feed_mm_s / 1000.0, 5)
+    cost = 1 + np.r_[1, feed[1:] != feed[:-1]].astype(int)
+    cost[np.r_[0, np.nonzero(np.diff(ctx.pass_index()))[0] + 1]] += 3  # new pass: tool
+    out, start, used = [], 0, 4
+    for i, c in enumerate(cost.tolist()):
+        if used + c > max_lines and i > start:
+            out.append(range(start, i))
+            start, used = i, 4
+        used += c
+    out.append(range(start, p.n))
+    return out
+
+
 def render(ctx: PostContext) -> dict[str, str]:
     p, robot = ctx.program, ctx.robot
     s_bits, t_bits = status_turn(robot, p.joints_rad)
     abc = zyx_deg(p.base_from_tcp[:, :3, :3])
     xyz = p.base_from_tcp[:, :3, 3]
-    e1 = ctx.e1_deg
-    kinds = ctx.kinds
-    max_pts = max(100, (ctx.controller.max_program_lines or 20000) - 60)
-    chunks = [range(a, min(p.n, a + max_pts)) for a in range(0, p.n, max_pts)]
+    # every number formatted once, vectorised (the loop below only joins strings)
+    cx, cy, cz = (fnums(xyz[:, k], POS_DEC) for k in range(3))
+    ca, cb, cc = (fnums(abc[:, k], ANG_DEC) for k in range(3))
+    ce = fnums(ctx.e1_deg, ANG_DEC)
+    s_list, t_list = s_bits.tolist(), t_bits.tolist()
+    rapid = (ctx.kinds == MoveKind.RAPID).tolist()
+    vels = np.round(p.feed_mm_s / 1000.0, 5).tolist()
+    chunks = _modules(ctx, max(100, (ctx.controller.max_program_lines or 20000) - 60))
     files: dict[str, str] = {}
     header = [f"; {h}" for h in ctx.header_lines("krl")]
     sub_names = []
@@ -86,16 +109,14 @@ def render(ctx: PostContext) -> dict[str, str]:
                 last_tool = tool.name
             pt = f"XP{i + 1}"
             dat.append(
-                f"DECL E6POS {pt}={{X {fnum(xyz[i, 0], POS_DEC)},Y {fnum(xyz[i, 1], POS_DEC)},"
-                f"Z {fnum(xyz[i, 2], POS_DEC)},A {fnum(abc[i, 0], ANG_DEC)},"
-                f"B {fnum(abc[i, 1], ANG_DEC)},C {fnum(abc[i, 2], ANG_DEC)},"
-                f"S {s_bits[i]},T {t_bits[i]},E1 {fnum(e1[i], ANG_DEC)},E2 0.0,E3 0.0,"
+                f"DECL E6POS {pt}={{X {cx[i]},Y {cy[i]},Z {cz[i]},A {ca[i]},B {cb[i]},"
+                f"C {cc[i]},S {s_list[i]},T {t_list[i]},E1 {ce[i]},E2 0.0,E3 0.0,"
                 f"E4 0.0,E5 0.0,E6 0.0}}")
             first = i == rng.start
-            if first or kinds[i] == MoveKind.RAPID:
+            if first or rapid[i]:
                 src.append(f"PTP {pt}" + ("" if first else " C_PTP"))
                 continue
-            vel = round(float(p.feed_mm_s[i]) / 1000.0, 5)
+            vel = vels[i]
             if vel != last_vel:
                 src.append(f"$VEL.CP = {vel}")
                 last_vel = vel

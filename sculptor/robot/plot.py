@@ -13,6 +13,18 @@ from sculptor.artifacts.program import RobotProgram
 from sculptor.profiles import load_robot
 
 
+def _trace(ax, x: np.ndarray, y: np.ndarray, color: str, buckets: int = 2000) -> None:
+    """A line, or for long programs its min-max envelope per bucket (the figure is ~900
+    pixels wide: every extreme stays visible, drawing stays fast)."""
+    if len(y) <= 2 * buckets:
+        ax.plot(x, y, lw=0.8, color=color)
+        return
+    edges = np.linspace(0, len(y), buckets + 1).astype(int)
+    lo = np.minimum.reduceat(y, edges[:-1])
+    hi = np.maximum.reduceat(y, edges[:-1])
+    ax.fill_between(x[edges[:-1]], lo, hi, color=color, lw=0.8, step="post")
+
+
 def plot_program(program: RobotProgram, path: Path, a5_margin_deg: float = 10.0) -> Path | None:
     """Write ``path`` (PNG): axes 1-6 and the turntable (deg) over the program points, the
     joint limits and the wrist margin shaded, failing points in red. None for cnc3."""
@@ -30,7 +42,7 @@ def plot_program(program: RobotProgram, path: Path, a5_margin_deg: float = 10.0)
     fig, axes = plt.subplots(7, 1, figsize=(10, 11), sharex=True)
     for j, ax in enumerate(axes[:6]):
         jt = robot.joints[j]
-        ax.plot(x, q[:, j], lw=0.8, color="tab:blue")
+        _trace(ax, x, q[:, j], "tab:blue")
         ax.axhspan(jt.max_deg, max(jt.max_deg, q[:, j].max()) + 10, color="tab:red", alpha=0.15)
         ax.axhspan(min(jt.min_deg, q[:, j].min()) - 10, jt.min_deg, color="tab:red", alpha=0.15)
         if j == 4:
@@ -41,7 +53,7 @@ def plot_program(program: RobotProgram, path: Path, a5_margin_deg: float = 10.0)
         pad = max(5.0, 0.1 * (hi - lo))
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_ylabel(f"{jt.name} (deg)")
-    axes[6].plot(x, np.degrees(program.turntable_rad), lw=0.8, color="tab:green")
+    _trace(axes[6], x, np.degrees(program.turntable_rad), "tab:green")
     axes[6].set_ylabel("table (deg)")
     axes[6].set_xlabel("program point")
     fig.suptitle(f"{program.robot} in {program.cell}: {program.n} points, valid ratio "

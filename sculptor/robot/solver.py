@@ -57,22 +57,34 @@ class Freedom:
         return len(self.spin)
 
 
+def spin_is_a6(tool) -> bool:
+    """True when spinning the tool about its axis is the same as turning the flange (A6):
+    the tool axis runs along the flange axis through the TCP (spindles, straight holders).
+    Then the spin search adds nothing the +/-360 deg turns of A6 do not already give."""
+    m = tool_matrix(tool)
+    return bool(abs(m[2, 2] - 1.0) < 1e-9 and abs(m[0, 3]) < 1e-9 and abs(m[1, 3]) < 1e-9)
+
+
 def make_freedom(tool, *, spin_step_deg: float, turntable_window_deg: float,
                  turntable_step_deg: float, tilt_deg: float, has_turntable: bool) -> Freedom:
+    """Search grid of a pass. Gouge: turntable offset x tilt (no spin: the edge must meet
+    the wood as planned). Rotary cutter: spin (unless it equals A6) x turntable offset
+    (a round cutter cuts the same in any turntable position; no tilt: a flat end changes
+    its cut)."""
+    if has_turntable and turntable_window_deg > 0:
+        m = int(round(turntable_window_deg / turntable_step_deg))
+        tables = np.radians(np.arange(-m, m + 1) * turntable_step_deg)
+    else:
+        tables = np.zeros(1)
     if isinstance(tool, GougeTool):
         spins = np.zeros(1)
         spin_cyclic = False
-        if has_turntable and turntable_window_deg > 0:
-            m = int(round(turntable_window_deg / turntable_step_deg))
-            tables = np.radians(np.arange(-m, m + 1) * turntable_step_deg)
-        else:
-            tables = np.zeros(1)
         tilts = np.radians([-tilt_deg, 0.0, tilt_deg]) if tilt_deg > 0 else np.zeros(1)
     else:
-        n_spin = max(1, int(round(360.0 / spin_step_deg)))
+        n_spin = 1 if spin_is_a6(tool) else max(1, int(round(360.0 / spin_step_deg)))
         spins = np.radians(np.arange(n_spin) * 360.0 / n_spin)
         spin_cyclic = n_spin > 1
-        tables, tilts = np.zeros(1), np.zeros(1)
+        tilts = np.zeros(1)
     grid = np.stack(np.meshgrid(np.arange(len(spins)), np.arange(len(tables)),
                                 np.arange(len(tilts)), indexing="ij"), -1).reshape(-1, 3)
     dims = np.array([len(spins), len(tables), len(tilts)])
@@ -173,7 +185,9 @@ class _Checker:
         d = q - base
         d[..., self.wide] = np.remainder(d[..., self.wide] + math.pi, 2 * math.pi) - math.pi
         q_new = base + d
-        out = np.any((q_new < self.lo) | (q_new > self.hi), -1)
+        # wide joints may wind past their limits here: whole turns per segment fix them
+        # later (_unwrap_segments); the others come from IK within their limits
+        out = np.any(((q_new < self.lo) | (q_new > self.hi)) & ~self.wide, -1)
         mc = self.motion_cost_wrapped(d)
         bad = out
         if cutting:
@@ -309,18 +323,154 @@ def _finish_pass(robot, cell, tool, checker, pos, frames, table_rad, kinds, b: n
     rows = np.arange(n)
     q = sol[rows, b]
     code = checker.classify(q, val[rows, b])
-    # unwrap wide joints along the path (nearest turn to the previous point)
-    for i in range(1, n):
-        if np.all(np.isfinite(q[i])) and np.all(np.isfinite(q[i - 1])):
-            qi, ok = nearest_turn(robot, q[i], q[i - 1])
-            q[i] = qi
-            if not ok and code[i] == 0:
-                code[i] = 9
+    q, wound = _unwrap_segments(checker, q, kinds == MoveKind.RAPID)
+    code = np.where((code == 0) & wound, 9, code)
     tlo, thi = cell.turntable_limits_rad()
     if cell.cell.turntable is not None:
         code = np.where((code == 0) & ((theta < tlo) | (theta > thi)), 7, code)
     return {"joints": q, "theta": theta, "base_from_tcp": b_tcp, "code": code,
             "spin": spin, "tilt": tilt, "wp_from_tcp": wp_from_tcp}
+
+
+# ----------------------------------------------------------------------------- segments
+def segment_starts(is_rapid: np.ndarray) -> np.ndarray:
+    """(n,) bool RAPID -> start index of each segment (a move in the air begins one; the
+    moves between are joined by straight moves, so the arm keeps its configuration)."""
+    start = is_rapid.copy()
+    start[0] = True
+    return np.nonzero(start)[0]
+
+
+def _unwrap_segments(checker: "_Checker", q: np.ndarray, is_rapid: np.ndarray,
+                     want_cost: bool = False, place: bool = True):
+    """Continue wide joints (A4, A6: more than one turn of range) along each segment by
+    the nearest turn, then shift each segment by whole turns so it fits the limits,
+    nearest to where the previous segment ended (a rapid is a joint move: no turn is
+    forced across it).
+
+    q: (n, ..., 6) controller joints (NaN where IK failed). Returns (q' (n, ..., 6),
+    wound (n, ...) bool: the segment spans more than the joint's range there), plus, with
+    ``want_cost``, per segment (S, ...): max joint step inside it (rad) and motion cost.
+    ``place=False`` only tests whether the turns fit (joints left unshifted: faster).
+    """
+    n = len(q)
+    starts = segment_starts(is_rapid)
+    seg = np.cumsum(np.isin(np.arange(n), starts)) - 1
+    finite = np.all(np.isfinite(q), axis=-1)
+    # unreachable points hold the last finite value (continuation runs across them)
+    idx = np.where(finite, np.arange(n).reshape((n,) + (1,) * (q.ndim - 2)), -1)
+    idx = np.maximum.accumulate(idx, axis=0)
+    held = np.take_along_axis(np.nan_to_num(q), np.maximum(idx, 0)[..., None], 0)
+    d = np.zeros_like(held)
+    d[1:] = np.diff(held, axis=0)
+    wide = checker.wide
+    d[..., wide] = np.remainder(d[..., wide] + math.pi, 2 * math.pi) - math.pi
+    d[starts] = 0.0
+    out = held.copy()
+    if np.any(wide):
+        cs = np.cumsum(d[..., wide], axis=0)
+        out[..., wide] = (held[starts][seg][..., wide] + cs - cs[starts][seg])
+        # whole turns per segment: lo <= min + 2 pi k and max + 2 pi k <= hi
+        big = np.where(finite[..., None], out[..., wide], np.nan)
+        mn = np.minimum.reduceat(np.where(np.isnan(big), np.inf, big), starts, axis=0)
+        mx = np.maximum.reduceat(np.where(np.isnan(big), -np.inf, big), starts, axis=0)
+        lo, hi = checker.lo[wide], checker.hi[wide]
+        with np.errstate(invalid="ignore"):
+            k_lo = np.ceil((lo - mn) / (2 * math.pi))
+            k_hi = np.floor((hi - mx) / (2 * math.pi))
+        k_lo = np.where(np.isfinite(k_lo), k_lo, 0.0)
+        k_hi = np.where(np.isfinite(k_hi), k_hi, 0.0)
+        first = out[starts][..., wide]
+        last = out[np.r_[starts[1:] - 1, n - 1]][..., wide]
+        k = np.zeros_like(k_lo)
+        prev_end = None
+        for s_ in range(len(starts) if place else 0):  # nearest to the previous end
+            want = 0.0 if prev_end is None else np.round((prev_end - first[s_]) / (2 * math.pi))
+            k[s_] = np.minimum(np.maximum(want, k_lo[s_]), np.maximum(k_hi[s_], k_lo[s_]))
+            prev_end = last[s_] + 2 * math.pi * k[s_]
+        out[..., wide] += 2 * math.pi * k[seg]
+    wound_seg = np.any(k_lo > k_hi, axis=-1) if np.any(wide) else np.zeros(
+        (len(starts),) + q.shape[1:-1], bool)
+    out = np.where(finite[..., None], out, np.nan)
+    wound = wound_seg[seg]
+    if not want_cost:
+        return out, wound
+    step = np.abs(d).max(-1)
+    max_step = np.maximum.reduceat(step, starts, axis=0)
+    motion = np.add.reduceat(checker.motion_cost_wrapped(d), starts, axis=0)
+    return out, wound, max_step, motion
+
+
+def _segment_costs(robot, cell, checker: "_Checker", tcp_from_flange, pos, frames, table_rad,
+                   kinds, jump_rad: float, spin=0.0, toff=0.0, tilt=0.0):
+    """A state (spin, turntable offset, tilt: scalars or per point; the CAM's own by
+    default) on every point, all 8 branches at once (vectorised).
+
+    Returns per segment (S, 8): feasible (every point reachable, safe, no jump, fits the
+    limits by whole turns) and cost (soft penalties + motion; BIG where infeasible), the
+    segment starts, and per point (n,) the best reason code over the branches."""
+    wp_from_tcp = np.zeros((len(pos), 4, 4))
+    wp_from_tcp[:, :3, :3] = frames
+    if np.any(spin) or np.any(tilt):
+        st = np.stack(np.broadcast_arrays(spin, tilt), -1).reshape(-1, 2)
+        wp_from_tcp[:, :3, :3] = frames @ Rotation.from_euler("zy", st).as_matrix()
+    wp_from_tcp[:, :3, 3] = pos
+    wp_from_tcp[:, 3, 3] = 1.0
+    theta = table_rad + toff
+    b_tcp = cell.base_from_workpiece(theta) @ wp_from_tcp
+    sol, val = ik(robot, b_tcp @ tcp_from_flange)  # (n, 8, 6)
+    code = checker.classify(sol, val)
+    if cell.cell.turntable is not None:
+        tlo, thi = cell.turntable_limits_rad()
+        code = np.where((code == 0) & ((theta < tlo) | (theta > thi))[:, None], 7, code)
+    is_rapid = kinds == MoveKind.RAPID
+    _, wound, max_step, motion = _unwrap_segments(checker, sol, is_rapid, want_cost=True,
+                                                  place=False)
+    starts = segment_starts(is_rapid)
+    bad = np.maximum.reduceat((code != 0).astype(np.int8), starts, axis=0) > 0
+    feasible = ~bad & ~wound[starts] & (max_step <= jump_rad)
+    unary = checker.soft_cost(sol) + checker.branch_cost(sol)
+    cost = np.add.reduceat(unary, starts, axis=0) + motion
+    best_code = np.where(np.any(code == 0, axis=1), 0, code.max(axis=1))
+    return feasible, np.where(feasible, cost, BIG), starts, best_code
+
+
+def _constant_states(fr: Freedom, window_lo: float, window_hi: float):
+    """States (spin, offset, tilt) of the constant-per-segment search with
+    window_lo < |turntable offset| <= window_hi (radians), the CAM's own state excluded."""
+    spins = np.unique(fr.spin)
+    tilts = np.unique(fr.tilt)
+    step = np.diff(np.unique(fr.table)).min() if len(np.unique(fr.table)) > 1 else None
+    if step is None:
+        offs = np.zeros(1) if window_lo < 0 else np.zeros(0)
+    else:
+        m = int(round(window_hi / step))
+        offs = np.arange(-m, m + 1) * step
+        offs = offs[(np.abs(offs) > window_lo + 1e-9) & (np.abs(offs) <= window_hi + 1e-9)
+                    & (offs > -math.pi + 1e-9)]  # +180 and -180 are one angle
+    out = [(sp, o, t) for o in offs for t in tilts for sp in spins
+           if not (sp == 0 and o == 0 and t == 0)]
+    out.sort(key=lambda x: (abs(x[1]), abs(x[2]), x[0]))
+    return out
+
+
+def _choose_branches(cost: np.ndarray, switch_cost: float) -> np.ndarray:
+    """Viterbi over segments (S, 8): one branch per segment, a branch change (at the rapid
+    before a segment) costs ``switch_cost``. Rows of all zeros are wildcards."""
+    s_n, nb = cost.shape
+    sw = np.where(np.eye(nb, dtype=bool), 0.0, switch_cost)
+    back = np.zeros((s_n, nb), np.int64)
+    acc = cost[0].copy()
+    for s_ in range(1, s_n):
+        tot = acc[:, None] + sw  # (from, to)
+        back[s_] = np.argmin(tot, axis=0)
+        acc = tot[back[s_], np.arange(nb)] + cost[s_]
+        acc -= acc.min()
+    out = np.empty(s_n, np.int64)
+    out[-1] = int(np.argmin(acc))
+    for s_ in range(s_n - 1, 0, -1):
+        out[s_ - 1] = back[s_, out[s_]]
+    return out
 
 
 # ----------------------------------------------------------------------------- densify
@@ -490,6 +640,146 @@ def _hold_last_valid(q: np.ndarray) -> np.ndarray:
     return q[idx]
 
 
+def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedom,
+               jump_rad: float, dp_spacing_mm: float, chunk: int, tick,
+               switch_cost: float = 2.0, windows_deg=(90.0, 180.0),
+               batch_points: int = 16384):
+    """Branch and state (spin, turntable offset, tilt) for every move of a pass.
+
+    1. every segment (the moves between two rapids) is tried in the CAM's own state on all
+       8 branches at once (vectorised);
+    2. segments no branch can follow there try states held constant along the segment:
+       turntable offsets within the pass's search window x tilts (x spins), then wider
+       turntable offsets (``windows_deg``: the toolpath is in the workpiece frame, so any
+       table angle cuts the same wood), nearest first;
+    3. a Viterbi pass over segments picks the branches (a change at a rapid costs
+       ``switch_cost``);
+    4. segments still unsolved go to the full search (:func:`_solve_pass`: DP over
+       point x state x branch, the state moving along the segment).
+    Returns per move: branch, spin, turntable offset, tilt (n,) each."""
+    n = len(pos)
+    tcp_from_flange = inv_rigid(tool_matrix(tool))
+    feasible, cost, starts, _ = _segment_costs(robot, cell, checker, tcp_from_flange, pos,
+                                               frames, table, kinds, jump_rad)
+    seg = np.cumsum(np.isin(np.arange(n), starts)) - 1
+    seg_state = np.zeros((len(starts), 8, 3))  # (spin, offset, tilt) per segment, branch
+    hard = ~feasible.any(axis=1)
+    window = float(np.abs(fr.table).max())
+    edges = [-1.0, window] + [math.radians(w) for w in windows_deg if math.radians(w) > window]
+    if cell.cell.turntable is None:
+        edges = edges[:2]
+    states = [st for w_lo, w_hi in zip(edges[:-1], edges[1:])
+              for st in _constant_states(fr, w_lo, w_hi)]
+    i_state = 0
+    while hard.any() and i_state < len(states):
+        # nearest first: a segment keeps the first state that works; the unsolved
+        # segments are tried in several states per call (copies side by side)
+        h_seg = np.nonzero(hard)[0]
+        idx = np.nonzero(hard[seg])[0]
+        sub_kinds = kinds[idx].copy()
+        sub_kinds[np.isin(idx, starts)] = MoveKind.RAPID  # each segment starts afresh
+        n_st = max(1, min(len(states) - i_state, batch_points // len(idx)))
+        chunk_st = np.array(states[i_state:i_state + n_st])  # (c, 3)
+        i_state += n_st
+        rep = np.tile(idx, n_st)
+        per = np.repeat(chunk_st, len(idx), axis=0)
+        f, c, _, _ = _segment_costs(robot, cell, checker, tcp_from_flange, pos[rep],
+                                    frames[rep], table[rep], np.tile(sub_kinds, n_st),
+                                    jump_rad, per[:, 0], per[:, 1], per[:, 2])
+        f = f.reshape(n_st, len(h_seg), 8)
+        c = c.reshape(n_st, len(h_seg), 8)
+        first = np.argmax(f.any(axis=2), axis=0)  # first working state per segment
+        got = f.any(axis=2).any(axis=0)
+        rows = np.nonzero(got)[0]
+        cost[h_seg[rows]] = c[first[rows], rows]
+        feasible[h_seg[rows]] = f[first[rows], rows]
+        seg_state[h_seg[rows]] = chunk_st[first[rows]][:, None, :]
+        hard = ~feasible.any(axis=1)
+    seg_branch = _choose_branches(np.where(hard[:, None], 0.0, cost), switch_cost)
+    branch = seg_branch[seg]
+    st = seg_state[np.arange(len(starts)), seg_branch][seg]
+    spin, toff, tilt = st[:, 0].copy(), st[:, 1].copy(), st[:, 2].copy()
+    if hard.any():
+        idx = np.nonzero(hard[seg])[0]
+        n_hard = len(idx)
+        tick(n - n_hard)
+        sub_kinds = kinds[idx].copy()
+        sub_kinds[np.isin(idx, starts)] = MoveKind.RAPID
+        keep = _dp_subset(pos[idx], table[idx], sub_kinds, dp_spacing_mm)
+        res = _solve_pass(robot, cell, tool, checker, pos[idx][keep], frames[idx][keep],
+                          table[idx][keep], _rapid_merge(sub_kinds, keep), fr, jump_rad, chunk,
+                          tick)
+        tick(n_hard - len(keep))
+        s_, o_, t_ = _spread_states(fr, res["states"], keep, n_hard)
+        spin[idx], toff[idx], tilt[idx] = s_, o_, t_
+        branch[idx] = res["branch"][np.searchsorted(keep, np.arange(n_hard), "right") - 1]
+    else:
+        tick(n)
+    return branch, spin, toff, tilt
+
+
+def _safe_retracts(robot, cell, checker, cat: dict, tcp_from_flange: np.ndarray,
+                   clear_mm: tuple[float, ...], turn_deg: float = 1.0):
+    """Where a rapid changes the arm's configuration or turns the table by more than
+    ``turn_deg``, the arm first pulls the tool back along its own axis (out of the wood:
+    the tool reaches along +Z) in the old configuration, makes the joint move there, and
+    comes back along the new tool axis: two rows are inserted before the rapid's target
+    (both RAPID, source = the rapid move). The clearance is the largest of ``clear_mm``
+    that both ends reach safely. Returns (rows with the insertions, (pass, move) of the
+    rapids that found no clear retract: their target row is marked invalid)."""
+    kind, cfg, th, valid = cat["kind"], cat["config"], cat["theta"], cat["valid"]
+    i = np.arange(1, len(kind))
+    need = ((kind[1:] == MoveKind.RAPID) & valid[1:] & valid[:-1]
+            & ((cfg[1:] != cfg[:-1]) | (np.abs(np.diff(th)) > math.radians(turn_deg))))
+    idx = i[need]
+    if len(idx) == 0:
+        return cat, []
+
+    def pulled(rows):
+        b_tcp = cat["b_tcp"][rows]
+        q_out = cat["joints"][rows].copy()
+        b_out = b_tcp.copy()
+        ok = np.zeros(len(rows), bool)
+        # away from the wood: back along the tool axis, else radially out from the
+        # turntable axis, else straight up
+        b_wp = cell.base_from_workpiece(th[rows])
+        wp_p = np.einsum("nji,nj->ni", b_wp[:, :3, :3], b_tcp[:, :3, 3] - b_wp[:, :3, 3])
+        radial = np.zeros_like(wp_p)
+        radial[:, :2] = wp_p[:, :2] / np.maximum(np.linalg.norm(wp_p[:, :2], axis=1), 1e-9)[:, None]
+        dirs = [-b_tcp[:, :3, 2], np.einsum("nij,nj->ni", b_wp[:, :3, :3], radial),
+                np.repeat(cell.base_from_world[None, :3, 2], len(rows), 0)]
+        for d, u in ((d, u) for d in clear_mm for u in dirs):
+            todo = np.nonzero(~ok)[0]
+            if len(todo) == 0:
+                break
+            b = b_tcp[todo].copy()
+            b[:, :3, 3] += d * u[todo]
+            sol, val = ik(robot, b @ tcp_from_flange[rows[todo]])
+            br = cat["config"][rows[todo]].astype(int)
+            q = sol[np.arange(len(todo)), br]
+            q, turn_ok = nearest_turn(robot, q, cat["joints"][rows[todo]])
+            good = checker.classify(q, val[np.arange(len(todo)), br] & turn_ok) == 0
+            q_out[todo[good]], b_out[todo[good]], ok[todo[good]] = q[good], b[good], True
+        return q_out, b_out, ok
+
+    q_lift, b_lift, ok_l = pulled(idx - 1)
+    q_app, b_app, ok_a = pulled(idx)
+    ok = ok_l & ok_a
+    at = np.repeat(idx[ok], 2)
+
+    def pair(a, b):
+        return np.stack([a[ok], b[ok]], 1).reshape((-1,) + a.shape[1:])
+
+    add = {"joints": pair(q_lift, q_app), "b_tcp": pair(b_lift, b_app),
+           "theta": pair(th[idx - 1], th[idx]), "config": pair(cfg[idx - 1], cfg[idx])}
+    for k in ("kind", "feed", "src", "valid"):
+        add[k] = np.repeat(cat[k][idx[ok]], 2, axis=0)
+    out = {k: np.insert(v, at, add[k].astype(v.dtype), axis=0) for k, v in cat.items()}
+    bad = idx[~ok]
+    out["valid"][bad + 2 * np.searchsorted(idx[ok], bad)] = False
+    return out, [tuple(x) for x in cat["src"][bad].tolist()]
+
+
 # ----------------------------------------------------------------------------- public
 def _failures(p_idx: int, name: str, code: np.ndarray, pos: np.ndarray, robot,
               q: np.ndarray, limit: int = 200) -> list[dict]:
@@ -518,12 +808,41 @@ def _failures(p_idx: int, name: str, code: np.ndarray, pos: np.ndarray, robot,
     return out
 
 
+def solve_key(toolpath: Toolpath, job_sha256: str, cell: str, **params) -> str:
+    """sha256 naming everything a solved program depends on: the job, the cell, robot and
+    tool profiles, the solver's and kinematics' source and the parameters (a program
+    saved with the same key can be reused)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from sculptor.robot import kinematics
+
+    h = hashlib.sha256()
+    rc = RobotCell.load(cell)
+    parts = [job_sha256, rc.cell.model_dump_json(),
+             rc.robot.model_dump_json() if rc.robot else "",
+             json.dumps(params, sort_keys=True)]
+    for tid in sorted({p.tool_id for p in toolpath.passes}):
+        try:
+            parts.append(resolve_tool(tid).model_dump_json())
+        except UserError:
+            parts.append(tid)
+    for src in (__file__, kinematics.__file__):
+        parts.append(hashlib.sha256(Path(src).read_bytes()).hexdigest())
+    for x in parts:
+        h.update(x.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                   a5_margin_deg: float = 10.0, chord_tol_mm: float = 0.01,
                   progress: bool = True, spin_step_deg: float = 5.0,
                   turntable_window_deg: float = 30.0, turntable_step_deg: float = 5.0,
                   tilt_deg: float = 4.0, max_joint_step_deg: float = 30.0,
-                  dp_spacing_mm: float = 2.0, chunk: int = 256) -> RobotProgram:
+                  dp_spacing_mm: float = 2.0, chunk: int = 256,
+                  safe_retract_mm: tuple[float, ...] = (100.0, 60.0, 30.0)) -> RobotProgram:
     """Solve joints for every move of ``toolpath`` in ``cell``.
 
     tool: each pass uses the tool its ``tool_id`` names; ``tool`` (a profile or name) is
@@ -584,12 +903,8 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                               turntable_window_deg=turntable_window_deg,
                               turntable_step_deg=turntable_step_deg, tilt_deg=tilt_deg,
                               has_turntable=rc.cell.turntable is not None)
-            keep = _dp_subset(pos, table, kinds, dp_spacing_mm)
-            res = _solve_pass(robot, rc, tl, checker, pos[keep], frames[keep], table[keep],
-                              _rapid_merge(kinds, keep), fr, jump, chunk, tick)
-            spin, toff, tilt = _spread_states(fr, res["states"], keep, ps.n_moves)
-            # skipped points are cuts: they share the branch of the kept point before them
-            branch = res["branch"][np.searchsorted(keep, np.arange(ps.n_moves), "right") - 1]
+            branch, spin, toff, tilt = _plan_pass(robot, rc, tl, checker, pos, frames, table,
+                                                  kinds, fr, jump, dp_spacing_mm, chunk, tick)
             data = _finish_pass(robot, rc, tl, checker, pos, frames, table, kinds,
                                 branch, spin, toff, tilt, jump)
             dens = _densify(robot, rc, tl, data, kinds, branch, chord_tol_mm)
@@ -620,6 +935,16 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
         raise UserError("the toolpath has no moves; re-run sculptor cam")
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     cat["joints"] = _hold_last_valid(cat["joints"])
+    tool_rows = np.concatenate([np.full(len(p["kind"]), i) for i, p in enumerate(parts)])
+    t_from_f = np.stack([inv_rigid(tool_matrix(_pass_tool(tool, t))) for t in tools])
+    cat, unsafe = _safe_retracts(robot, rc, checker, cat, t_from_f[tool_rows],
+                                 safe_retract_mm)
+    for p_idx, m_idx in unsafe:
+        ps = toolpath.passes[p_idx]
+        failures.append({"pass": int(p_idx), "pass_name": ps.name, "moves": [int(m_idx)] * 2,
+                         "count": 1, "reason": "no clear retract (configuration change or "
+                         "turntable turn at a rapid)",
+                         "position_mm": [round(float(v), 3) for v in ps.position_mm[m_idx]]})
     n_orig = toolpath.n_moves
     n_bad = sum(f["count"] for f in failures)
     prov = Provenance.make("sculptor post", {

@@ -13,7 +13,7 @@ from sculptor.profiles import CellProfile, load_cell, load_robot, load_tool
 from sculptor.robot import fk, solve_program
 from sculptor.robot.cell import RobotCell, inv_rigid
 from sculptor.robot.kinematics import to_kinematic
-from sculptor.robot.solver import chord_error
+from sculptor.robot.solver import chord_error, make_freedom
 from sculptor.robot.synthetic import block_strokes, gouge_frame
 
 CELL = "kuka-kr6-r900-turntable"
@@ -89,7 +89,7 @@ def test_chord_error_bounded_everywhere(demo):
     assert prog.n > len(np.unique(prog.source_index[:, 1]))
 
 
-def test_rotary_tool_uses_the_free_spin():
+def test_rotary_tool_spin_is_taken_by_a6():
     tp = block_strokes(n_strokes=6, seed=5, faces=("top",), tool_id="ball-6mm")
     ps = tp.passes[0]
     # a ball cutter straight down onto the top face: only the spin is free (A6 takes it)
@@ -103,9 +103,9 @@ def test_rotary_tool_uses_the_free_spin():
     robot, tool = load_robot(prog.robot), load_tool("ball-6mm")
     z = (fk(robot, prog.joints_rad) @ tool.flange_from_tcp.matrix())[:, :3, 2]
     assert np.allclose(z, [0, 0, -1], atol=1e-9)
-    # the tool x axis turned away from the CAM's (spin used), yet moves stay smooth
-    x = prog.base_from_tcp[:, :3, 0]
-    assert np.abs(x - x[:1]).max() > 1e-3 or np.abs(x[0] - [1, 0, 0]).max() > 1e-3
+    # a spindle on the flange axis: its spin is A6's own turn, so no spin grid is searched
+    assert make_freedom(tool, spin_step_deg=5, turntable_window_deg=30, turntable_step_deg=5,
+                        tilt_deg=4, has_turntable=True).spin.max() == 0.0
     cutting = prog.move_kind[1:] != MoveKind.RAPID
     assert np.degrees(np.abs(np.diff(prog.joints_rad, axis=0))).max(1)[cutting].max() < 30
 
@@ -177,3 +177,30 @@ def test_cell_profile_validates_machine_match():
         solve_program(tp, "cnc-router-3axis", progress=False)
     assert isinstance(load_cell(CELL), CellProfile)
     assert Pass  # exported type used by synthetic jobs
+
+
+def test_angled_spindle_searches_the_spin():
+    tool = load_tool("flat-10mm")
+    bent = tool.model_copy(update={"flange_from_tcp": tool.flange_from_tcp.model_copy(
+        update={"rpy_deg": (0.0, 30.0, 0.0), "xyz_mm": (80.0, 0.0, 300.0)})})
+    fr = make_freedom(bent, spin_step_deg=5, turntable_window_deg=30, turntable_step_deg=5,
+                      tilt_deg=4, has_turntable=True)
+    assert len(np.unique(fr.spin)) == 72 and np.unique(fr.tilt).tolist() == [0.0]
+    assert len(np.unique(fr.table)) == 13  # a round cutter may also turn the table
+
+
+def test_turntable_search_escapes_a_limited_turntable():
+    """The CAM asks for table angles beyond the axis limits: the solver turns the table
+    back into range (the toolpath is in the workpiece frame) and every move stays valid."""
+    cell = load_cell(CELL)
+    limited = cell.model_copy(update={"turntable": cell.turntable.model_copy(
+        update={"min_deg": -150.0, "max_deg": 150.0})})
+    tp = block_strokes(n_strokes=8, seed=4, faces=("side",))
+    assert np.degrees(np.abs(tp.passes[0].turntable_rad)).max() > 170  # beyond the limits
+    prog = solve_program(tp, limited, progress=False)
+    assert prog.valid_ratio == 1.0, prog.failures[:2]
+    assert np.degrees(np.abs(prog.turntable_rad)).max() <= 150.0 + 1e-9
+    # the default cell has no turntable limit: there the CAM's angles are kept
+    free = solve_program(tp, CELL, progress=False)
+    assert free.valid_ratio == 1.0
+    assert np.degrees(np.abs(free.turntable_rad)).max() > 170
