@@ -84,6 +84,20 @@ def check_robot(robot: RobotProfile) -> None:
     if robot.reach_mm > 1.25 * span or robot.reach_mm < 0.5 * span:
         raise UserError(f"{where}: reach_mm {robot.reach_mm:g} does not match its kinematics "
                         f"(arm lengths add up to {span:.0f} mm); check the numbers")
+    # an arm with a published reference (URDF chain, documented poses) must agree with it:
+    # a flipped joint sign, a wrong offset or another model's lengths would move the real
+    # arm elsewhere than the program says
+    from sculptor.robot.references import check_profile_fk
+
+    res = check_profile_fk(robot, n=24)
+    if res["checked"] and max(res["max_pos_mm"], res["pose_err_mm"]) > 0.01:
+        raise UserError(f"{where} disagrees with the published kinematics of "
+                        f"{robot.name} by {max(res['max_pos_mm'], res['pose_err_mm']):.1f} mm "
+                        "(check joint signs, offsets and lengths; tests/robot)")
+    if res["checked"] and res["max_rot_deg"] > 1e-3:
+        raise UserError(f"{where} disagrees with the published kinematics of {robot.name} by "
+                        f"{res['max_rot_deg']:.2f} deg of flange rotation (check joint signs "
+                        "and offsets; tests/robot)")
 
 
 @dataclass(frozen=True)

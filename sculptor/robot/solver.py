@@ -664,6 +664,7 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
     seg = np.cumsum(np.isin(np.arange(n), starts)) - 1
     seg_state = np.zeros((len(starts), 8, 3))  # (spin, offset, tilt) per segment, branch
     hard = ~feasible.any(axis=1)
+    how = np.where(hard, 3, 0)  # 0 CAM state, 1 within the window, 2 wider table, 3 DP
     window = float(np.abs(fr.table).max())
     edges = [-1.0, window] + [math.radians(w) for w in windows_deg if math.radians(w) > window]
     if cell.cell.turntable is None:
@@ -694,6 +695,7 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
         cost[h_seg[rows]] = c[first[rows], rows]
         feasible[h_seg[rows]] = f[first[rows], rows]
         seg_state[h_seg[rows]] = chunk_st[first[rows]][:, None, :]
+        how[h_seg[rows]] = np.where(np.abs(chunk_st[first[rows], 1]) <= window + 1e-9, 1, 2)
         hard = ~feasible.any(axis=1)
     seg_branch = _choose_branches(np.where(hard[:, None], 0.0, cost), switch_cost)
     branch = seg_branch[seg]
@@ -715,7 +717,7 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
         branch[idx] = res["branch"][np.searchsorted(keep, np.arange(n_hard), "right") - 1]
     else:
         tick(n)
-    return branch, spin, toff, tilt
+    return branch, spin, toff, tilt, np.bincount(how, minlength=4)
 
 
 def _safe_retracts(robot, cell, checker, cat: dict, tcp_from_flange: np.ndarray,
@@ -842,7 +844,8 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                   turntable_window_deg: float = 30.0, turntable_step_deg: float = 5.0,
                   tilt_deg: float = 4.0, max_joint_step_deg: float = 30.0,
                   dp_spacing_mm: float = 2.0, chunk: int = 256,
-                  safe_retract_mm: tuple[float, ...] = (100.0, 60.0, 30.0)) -> RobotProgram:
+                  safe_retract_mm: tuple[float, ...] = (100.0, 60.0, 30.0),
+                  stats: dict | None = None) -> RobotProgram:
     """Solve joints for every move of ``toolpath`` in ``cell``.
 
     tool: each pass uses the tool its ``tool_id`` names; ``tool`` (a profile or name) is
@@ -851,6 +854,8 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
     ``failures`` say which moves fail and why). The state search runs on points at least
     ``dp_spacing_mm`` apart along cutting moves (every rapid, plunge and retract is kept);
     the points between take interpolated states and are checked one by one.
+    ``stats`` (a dict, optional) receives how the segments were solved and how many
+    reconfigurations got a retract.
     Never raises for unreachable points:
     the caller decides (``sculptor post`` refuses to write a program with failures).
     """
@@ -878,6 +883,7 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
             bar.advance(task, k)
 
         max_chord = 0.0
+        solved_by = np.zeros(4, int)
         for p_idx, ps in enumerate(toolpath.passes):
             if ps.n_moves == 0:
                 continue
@@ -903,8 +909,10 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                               turntable_window_deg=turntable_window_deg,
                               turntable_step_deg=turntable_step_deg, tilt_deg=tilt_deg,
                               has_turntable=rc.cell.turntable is not None)
-            branch, spin, toff, tilt = _plan_pass(robot, rc, tl, checker, pos, frames, table,
-                                                  kinds, fr, jump, dp_spacing_mm, chunk, tick)
+            branch, spin, toff, tilt, how = _plan_pass(robot, rc, tl, checker, pos, frames,
+                                                       table, kinds, fr, jump, dp_spacing_mm,
+                                                       chunk, tick)
+            solved_by += how
             data = _finish_pass(robot, rc, tl, checker, pos, frames, table, kinds,
                                 branch, spin, toff, tilt, jump)
             dens = _densify(robot, rc, tl, data, kinds, branch, chord_tol_mm)
@@ -939,6 +947,15 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
     t_from_f = np.stack([inv_rigid(tool_matrix(_pass_tool(tool, t))) for t in tools])
     cat, unsafe = _safe_retracts(robot, rc, checker, cat, t_from_f[tool_rows],
                                  safe_retract_mm)
+    if stats is not None:
+        stats["segments"] = int(solved_by.sum())
+        stats["solved_by"] = dict(zip(
+            ("cam state", f"turntable/tilt within +/-{turntable_window_deg:g} deg",
+             "wider turntable", "per-point search"), solved_by.tolist()))
+        stats["retracts"] = int(np.sum(cat["kind"] == MoveKind.RAPID)
+                                - np.sum(np.concatenate([p["kind"] for p in parts])
+                                         == MoveKind.RAPID)) // 2
+        stats["no_retract"] = len(unsafe)
     for p_idx, m_idx in unsafe:
         ps = toolpath.passes[p_idx]
         failures.append({"pass": int(p_idx), "pass_name": ps.name, "moves": [int(m_idx)] * 2,

@@ -87,3 +87,59 @@ def test_nan_in_job_exit_2(tmp_path):
     code, err = _run(job, "--dialect", "krl", "--out", tmp_path / "x.src")
     assert code == 2 and "NaN" in err and "move 5" in err
     assert not (tmp_path / "x.src").exists() and not (job / "program.json").exists()
+
+
+def _profiles(tmp_path, monkeypatch, kind, name, text):
+    root = tmp_path / "profiles"
+    (root / kind).mkdir(parents=True, exist_ok=True)
+    (root / kind / f"{name}.toml").write_text(text)
+    monkeypatch.setenv("SCULPTOR_PROFILES", str(root))
+
+
+def test_wrong_joint_sign_in_a_robot_profile_exit_2(tmp_path, monkeypatch):
+    """A KR 6 profile with A4 turning the wrong way would send the real arm elsewhere:
+    the post refuses it (FK against the published chain) before solving anything."""
+    from sculptor.profiles import profile_dirs
+
+    src = (profile_dirs()[-1] / "robots" / "kuka-kr6-r900.toml").read_text()
+    a4 = src.index('name = "A4"')
+    bad = src[:a4] + src[a4:].replace("sign = -1\n", "", 1)
+    assert bad != src
+    _profiles(tmp_path, monkeypatch, "robots", "kuka-kr6-r900", bad)
+    job, tp = _job(tmp_path)
+    tp.save(job / "job.json")
+    code, err = _run(job, "--dialect", "krl", "--out", tmp_path / "x.src")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "published kinematics" in err and "kuka-kr6-r900" in err
+    assert not (tmp_path / "x.src").exists() and not (job / "program.json").exists()
+
+
+def test_stock_out_of_reach_exit_2(tmp_path, monkeypatch):
+    from sculptor.profiles import profile_dirs
+
+    src = (profile_dirs()[-1] / "cells" / "kuka-kr6-r900-turntable.toml").read_text()
+    far = src.replace('name = "kuka-kr6-r900-turntable"', 'name = "far-cell"').replace(
+        "xyz_mm = [760.0, 0.0, 400.0]", "xyz_mm = [2600.0, 0.0, 400.0]")
+    assert far.count("2600.0") == 1
+    _profiles(tmp_path, monkeypatch, "cells", "far-cell", far)
+    job, tp = _job(tmp_path)
+    tp.save(job / "job.json")
+    code, err = _run(job, "--dialect", "gcode-joint", "--cell", "far-cell", "--out",
+                     tmp_path / "x.gcode")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "out of the robot's reach" in err and "far-cell" in err
+    assert not (tmp_path / "x.gcode").exists()
+
+
+def test_second_dialect_reuses_the_solved_program(tmp_path):
+    job, tp = _job(tmp_path)
+    tp.save(job / "job.json")
+    assert _run(job, "--dialect", "krl", "--out", tmp_path / "a.src")[0] == 0
+    stamp = (job / "program.json").stat().st_mtime_ns
+    assert _run(job, "--dialect", "gcode-joint", "--out", tmp_path / "a.gcode")[0] == 0
+    assert (job / "program.json").stat().st_mtime_ns == stamp  # not solved again
+    # another parameter (or job, cell, profile, solver) solves afresh
+    assert _run(job, "--dialect", "gcode-joint", "--out", tmp_path / "b.gcode",
+                "--a5-margin-deg", "12")[0] == 0
+    assert (job / "program.json").stat().st_mtime_ns != stamp
+    assert RobotProgram.load(job / "program.json").provenance.parameters["a5_margin_deg"] == 12

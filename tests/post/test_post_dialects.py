@@ -231,3 +231,60 @@ def test_line_too_long_for_the_controller_is_refused(kuka, tmp_path):
     with pytest.raises(UserError, match="characters"):
         write_program(prog, tp, "gcode-joint", tmp_path / "x.gcode", tiny)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_krl_status_and_turn_bits_by_hand():
+    """S: bit 0 wrist centre behind axis 1, bit 1 A3 >= phi (elbow up), bit 2 A5 <= 0;
+    T: bit i when axis i+1 < 0 (KUKA's definitions), on poses worked out by hand."""
+    robot = load_robot("kuka-kr6-r900")
+    q = np.radians([[0, -90, 90, 0, 30, 0],  # home with the wrist bent: S B010, T 2 (A2)
+                    [-30, -90, 90, 100, -30, -10],  # A5 < 0: S B110; A1 A2 A5 A6 < 0
+                    [0, -90, -60, 0, 30, 0],  # forearm folded back over the base
+                    [0, -160, 120, 0, 30, 0]])  # upper arm leaning back, elbow up
+    s, t = krl.status_turn(robot, q)
+    assert s.tolist() == [2, 6, 1, 3]
+    assert t.tolist() == [2, 1 + 2 + 16 + 32, 2 + 4, 2]
+    # what the bits claim about the wrist centre, checked with FK
+    from sculptor.robot import fk
+
+    flange = fk(robot, q)
+    wrist = flange[:, :3, 3] - robot.opw.c4_mm * flange[:, :3, 2]
+    a1 = q[:, 0] * -1  # KUKA A1 turns against the right-hand rule about base z
+    ahead = wrist[:, 0] * np.cos(a1) + wrist[:, 1] * np.sin(a1)
+    assert ((s & 1) == 1).tolist() == (ahead < 0).tolist()
+
+
+def test_rapid_confdata_by_hand():
+    """cf1/cf4/cf6: quadrant (floor(angle / 90 deg)) of axes 1, 4, 6; cfx: 4 x wrist behind
+    axis 1 + 2 x wrist behind the lower arm + 1 x (axis 5 < 0)."""
+    robot = load_robot("abb-irb2400")
+    q = np.radians([[0, 0, 0, 0, 30, 0], [-30, 0, 0, 100, -30, 200],
+                    [100, 0, 0, -100, 30, -200]])
+    assert rapid.confdata(robot, q).tolist() == [[0, 0, 0, 0], [-1, 1, 2, 1], [1, -2, -3, 0]]
+
+
+def test_krl_modules_count_velocity_lines(kuka, tmp_path):
+    """Every feed change adds a $VEL.CP line: modules stay under the controller's limit."""
+    tp, prog = kuka
+    prog = prog.model_copy()
+    prog.feed_mm_s = np.where(np.arange(prog.n) % 2 == 0, 20.0, 30.0)
+    ctrl = load_controller("kuka-krc4").model_copy(update={"max_program_lines": 300})
+    paths = write_program(prog, tp, "krl", tmp_path / "vel.src", ctrl)
+    assert all(p.read_text().count("\n") <= 300 for p in paths)
+    src = "".join(p.read_text() for p in paths if p.suffix == ".src")
+    assert src.count("$VEL.CP = 0.02\n") > 100
+    _assert_joints(krl.joints_from_parsed(load_robot(prog.robot), parse_program(paths, "krl")),
+                   prog)
+
+
+def test_gcode_fast_writer_matches_the_line_by_line_writer(kuka, tmp_path):
+    """The vectorised 4-decimal writer and the line-by-line fallback (used when a line is
+    too long) say the same thing where both apply."""
+    tp, prog = kuka
+    ctrl = load_controller("grbl-6axis")
+    fast = write_program(prog, tp, "gcode-joint", tmp_path / "f.gcode", ctrl)[0].read_text()
+    from unittest import mock
+
+    with mock.patch.object(gcode, "_joint_lines_4dec", return_value=None):
+        slow = write_program(prog, tp, "gcode-joint", tmp_path / "s.gcode", ctrl)[0].read_text()
+    assert fast == slow

@@ -204,3 +204,40 @@ def test_turntable_search_escapes_a_limited_turntable():
     free = solve_program(tp, CELL, progress=False)
     assert free.valid_ratio == 1.0
     assert np.degrees(np.abs(free.turntable_rad)).max() > 170
+
+
+def test_reconfiguration_only_in_the_air_after_a_clear_retract():
+    """Strokes all round the block need branch changes and table turns: they happen only at
+    rapids, each after the tool was pulled back along its axis (or out / up), never while
+    cutting; every move of a segment keeps its configuration."""
+    tp = block_strokes(n_strokes=16, seed=21, faces=("side", "top"))
+    prog = solve_program(tp, CELL, progress=False)
+    assert prog.valid_ratio == 1.0
+    kind, cfg, th = prog.move_kind, prog.config, prog.turntable_rad
+    change = np.nonzero((cfg[1:] != cfg[:-1]) | (np.abs(np.diff(th)) > math.radians(1)))[0] + 1
+    assert len(change) > 0
+    assert np.all(kind[change] == MoveKind.RAPID)
+    # before each change: a row in the air (the retract) at least 30 mm from the last
+    # point of the cut side, in the same configuration
+    rc = RobotCell.load(CELL)
+    wp = inv_rigid(rc.base_from_workpiece(th)) @ prog.base_from_tcp
+    for i in change:
+        assert kind[i - 1] == MoveKind.RAPID and cfg[i - 1] == cfg[i - 2]
+        assert np.linalg.norm(wp[i - 1, :3, 3] - wp[i - 2, :3, 3]) >= 30.0 - 1e-6
+        # the approach after the change is as far from the next target
+        assert kind[i] == MoveKind.RAPID and cfg[i] == cfg[i + 1]
+        assert np.linalg.norm(wp[i, :3, 3] - wp[i + 1, :3, 3]) >= 30.0 - 1e-6
+    # source moves stay contiguous: the inserted rows belong to the rapid they precede
+    moves = prog.source_index[:, 1]
+    assert np.all(np.diff(moves) >= 0)
+    first = np.r_[True, moves[1:] != moves[:-1]]
+    assert first.sum() == tp.n_moves
+
+
+def test_segments_are_solved_in_the_cam_state_first_and_the_search_reports_how():
+    tp = block_strokes(n_strokes=12, seed=5)
+    stats: dict = {}
+    prog = solve_program(tp, CELL, progress=False, stats=stats)
+    assert prog.valid_ratio == 1.0
+    assert stats["segments"] == sum(stats["solved_by"].values())
+    assert stats["solved_by"]["cam state"] > 0
