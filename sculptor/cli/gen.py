@@ -57,17 +57,29 @@ def generate_cmd(
 @user_errors
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint to evaluate")],
-    data: Annotated[Path, typer.Option("--data")],
+    data: Annotated[Path, typer.Option("--data", help="its training dataset")],
     out: Annotated[Path, typer.Option("--out")] = Path("eval.json"),
+    reference: Annotated[Path | None, typer.Option(
+        help="dataset of unseen pieces to compare with (default: the held-out split of "
+             "--data), e.g. 'sculptor corpus --seed 1 --n 100 --res 32'")] = None,
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples")] = 200,
     seed: Annotated[int, typer.Option()] = 0,
+    cache: Annotated[bool, typer.Option(
+        help="reuse the reference set and baselines from ~/.cache/sculptor/gen3d-eval")
+    ] = True,
 ) -> None:
-    """COV / MMD / 1-NNA, validity and novelty against baselines on the held-out split."""
+    """COV / MMD / 1-NNA, validity and novelty against baselines on unseen pieces."""
     from sculptor.gen3d.metrics import evaluate
 
-    r = evaluate(checkpoint, data, out, bootstrap=bootstrap, seed=seed)
+    r = evaluate(checkpoint, data, out, bootstrap=bootstrap, seed=seed, reference=reference,
+                 use_cache=cache)
     for name in ("model", "pca_gaussian", "random_interpolation"):
         m = r[name]
         echo(f"{name:21s} 1-NNA {m['one_nna']:.3f}  COV {m['cov']:.3f}  MMD {m['mmd']:.5f}  "
              f"valid {m['validity_rate']:.2f}  copying {m['novelty']['significant_copying']}")
-    echo(f"wrote {out}")
+    for name, v in r["model_vs_baselines_1nna"].items():
+        lo, hi = v["gap_difference_ci95"]
+        echo(f"model vs {name}: |1-NNA - 50 %| smaller by {v['gap_difference']:+.3f} "
+             f"(95 % CI {lo:+.3f} .. {hi:+.3f}, not better in "
+             f"{100 * v['fraction_not_better']:.0f} % of paired resamples)")
+    echo(f"wrote {out} ({r['reference']['pieces']} reference pieces, {r['seconds']:.0f} s)")

@@ -40,20 +40,38 @@ def _upsample(grid: np.ndarray, factor: int) -> np.ndarray:
     return ndimage.zoom(grid, factor, order=1, mode="nearest", grid_mode=True)
 
 
+BASE_MIN_FRACTION = 0.25  # the base's area vs the largest section near the bottom
+BASE_ZONE = 0.3  # "near the bottom": the lowest 30 % of the occupied height
+
+
+def base_layer(areas: np.ndarray) -> int | None:
+    """Index of the layer to cut the flat base on, from the inside area of each z layer
+    (R,): the lowest layer with at least 2 inside samples and at least
+    ``BASE_MIN_FRACTION`` of the largest section in the lowest ``BASE_ZONE`` of the
+    occupied height. A pointed or stray tip below the real foot is sawn off, as a
+    carver would, instead of becoming a base too small to stand on."""
+    occupied = np.nonzero(areas >= 2)[0]
+    if len(occupied) == 0:
+        return None
+    lo, hi = int(occupied[0]), int(occupied[-1])
+    zone = areas[lo:lo + max(1, int(np.ceil(BASE_ZONE * (hi - lo + 1))))]
+    need = max(2.0, BASE_MIN_FRACTION * float(zone.max()))
+    return lo + int(np.nonzero(zone >= need)[0][0])
+
+
 def repair_grid(grid: np.ndarray, unit_per_voxel: float = UNIT_PER_VOXEL
                 ) -> tuple[np.ndarray, float, float]:
     """Keep the largest face-connected inside component, fill cavities, cut a flat base.
 
     grid : (R, R, R) normalised SDF; unit_per_voxel: SDF units per sample spacing.
     Returns (grid', z_cut in voxel index units,
-    kept inside fraction). ``z_cut`` lies 1.5 voxels above the lowest inside sample, on
-    which marching cubes puts the base vertices exactly.
+    kept inside fraction). ``z_cut`` lies half a voxel below the base layer
+    (``base_layer``), on which marching cubes puts the base vertices exactly.
     """
     g = np.asarray(grid, np.float32).copy()
-    layers = np.nonzero((g < 0).sum(axis=(0, 1)) >= 2)[0]
-    if len(layers) == 0:
+    kb = base_layer((g < 0).sum(axis=(0, 1)))
+    if kb is None:
         return g, 0.0, 0.0
-    kb = int(layers[0])
     z_cut = kb - 0.5
     k = np.arange(g.shape[2], dtype=np.float32)
     plane = ((z_cut - k) * unit_per_voxel)[None, None, :]

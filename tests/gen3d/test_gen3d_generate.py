@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from sculptor.artifacts.design import Design
@@ -56,7 +57,7 @@ def test_metrics_on_known_sets():
     rng = np.random.default_rng(0)
     base = torch.from_numpy(rng.random((12, 256, 3)).astype(np.float32))
     d = chamfer_matrix(base, base)
-    assert torch.allclose(d.diagonal(), torch.zeros(12), atol=1e-6)
+    assert torch.allclose(d.diagonal(), torch.zeros(12, dtype=d.dtype), atol=1e-6)
     assert torch.allclose(d, d.T, atol=1e-6)
     ref = [rng.normal(0, 1, (256, 3)).astype(np.float32) * s for s in rng.uniform(.5, 1, 16)]
     same = [rng.normal(0, 1, (256, 3)).astype(np.float32) * s for s in rng.uniform(.5, 1, 16)]
@@ -70,11 +71,57 @@ def test_metrics_on_known_sets():
         assert m["one_nna_ci95"][0] <= m["one_nna_ci95"][1]
 
 
+def test_chamfer_is_exact_against_brute_force():
+    rng = np.random.default_rng(1)
+    a = rng.random((3, 200, 3)).astype(np.float32)
+    b = rng.random((4, 150, 3)).astype(np.float32)
+    d = chamfer_matrix(a, b).numpy()
+    for i in range(3):
+        for j in range(4):
+            sq = ((a[i][:, None].astype(np.float64) - b[j][None]) ** 2).sum(-1)
+            assert abs(d[i, j] - (sq.min(1).mean() + sq.min(0).mean())) < 1e-12
+    s = chamfer_matrix(a).numpy()
+    assert np.array_equal(s, s.T) and np.all(np.diag(s) == 0)
+
+
+def test_paired_bootstrap_tells_a_good_method_from_a_far_one():
+    from sculptor.gen3d.metrics import paired_one_nna
+
+    rng = np.random.default_rng(2)
+
+    def clouds(n, shift=0.0):
+        return np.stack([rng.normal(0, 1, (128, 3)) * s + shift for s in rng.uniform(.5, 1, n)])
+
+    R = clouds(24)
+    d_rr = chamfer_matrix(R).numpy()
+    sets = {}
+    for name, S in (("good", clouds(24)), ("far", clouds(24, 0.8)), ("same", None)):
+        S = sets["good"][2] if S is None else S
+        sets[name] = (chamfer_matrix(S).numpy(), chamfer_matrix(S, R).numpy(), S)
+    mats = {k: v[:2] for k, v in sets.items()}
+    p = paired_one_nna(d_rr, mats, "good", bootstrap=60, seed=0)
+    assert p["far"]["gap_difference"] > 0.2 and p["far"]["significantly_better"]
+    assert p["far"]["fraction_not_better"] < 0.05
+    # the same samples again: no difference, an interval around 0 (each method's samples
+    # are resampled on their own, so the rounds still differ)
+    assert p["same"]["gap_difference"] == 0.0 and not p["same"]["significantly_better"]
+    lo, hi = p["same"]["gap_difference_ci95"]
+    assert lo < 0.0 < hi and 0.1 < p["same"]["fraction_not_better"] < 0.9
+
+
 def test_eval_reports_model_and_baselines(tiny_run, syn_data, tmp_path):
     from sculptor.gen3d.metrics import evaluate
 
-    r = evaluate(tiny_run / "checkpoint.pt", syn_data, tmp_path / "eval.json", n_points=128,
-                 bootstrap=10, validity_samples=4, progress=False)
+    kw = dict(n_points=128, bootstrap=10, validity_samples=4, progress=False,
+              cache_dir=tmp_path / "cache")
+    r = evaluate(tiny_run / "checkpoint.pt", syn_data, tmp_path / "eval.json", **kw)
+    assert not r["cache"]["hit"] and r["reference"]["set"].startswith("held-out")
+    # the second run reads the reference set and baselines from the cache: same figures
+    r2 = evaluate(tiny_run / "checkpoint.pt", syn_data, tmp_path / "eval2.json", **kw)
+    assert r2["cache"]["hit"]
+    for name in ("model", "pca_gaussian", "random_interpolation"):
+        assert r2[name] == r[name], name
+    assert set(r["model_vs_baselines_1nna"]) == {"pca_gaussian", "random_interpolation"}
     saved = json.loads((tmp_path / "eval.json").read_text())
     for name in ("model", "pca_gaussian", "random_interpolation"):
         m = saved[name]
@@ -82,3 +129,27 @@ def test_eval_reports_model_and_baselines(tiny_run, syn_data, tmp_path):
         assert 0.0 <= m["validity_rate"] <= 1.0
         assert "significant_copying" in m["novelty"]
     assert set(r["targets"]) >= {"one_nna_at_most_60pct", "better_than_baselines_on_1nna"}
+
+
+def test_eval_on_a_reference_set_of_unseen_pieces(tiny_run, syn_data, tmp_path):
+    from sculptor.errors import UserError
+    from sculptor.gen3d.metrics import evaluate
+    from sculptor.gen3d.synthetic import write_synthetic_dataset
+
+    ref = tmp_path / "ref"
+    write_synthetic_dataset(ref, n=5, res=32, seed=11)
+    # the synthetic ids (fig-000 ...) repeat across seeds: the training pieces are refused
+    with pytest.raises(UserError, match="training piece"):
+        evaluate(tiny_run / "checkpoint.pt", syn_data, tmp_path / "e.json", reference=ref,
+                 n_points=64, bootstrap=4, validity_samples=2, progress=False,
+                 use_cache=False)
+    manifest = json.loads((ref / "manifest.json").read_text())
+    for p in manifest["pieces"]:
+        p["id"] = "unseen-" + p["id"]
+    (ref / "manifest.json").write_text(json.dumps(manifest))
+    r = evaluate(tiny_run / "checkpoint.pt", syn_data, tmp_path / "e.json", reference=ref,
+                 n_points=64, bootstrap=4, validity_samples=2, progress=False,
+                 use_cache=False)
+    assert r["reference"]["pieces"] == 5 and r["cache"]["path"] is None
+    assert r["model"]["validity_samples"] == 5
+    assert (tmp_path / "e.json").is_file()

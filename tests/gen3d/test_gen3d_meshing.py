@@ -72,3 +72,27 @@ def test_corpus_pieces_become_valid_designs():
         r = grid_to_design_mesh(g, 400.0)
         assert r.valid, (kind, r.checks)
         assert r.kept_fraction > 0.97, kind
+
+
+def test_pointed_tip_below_the_foot_is_sawn_off_and_the_design_stands():
+    """A figure on a cone tip (the failure of first draws that fell over): the base is
+    cut where the section is real, not on the tip's last voxels."""
+    from sculptor.gen3d.meshing import base_layer
+
+    R = 32
+    c = (np.arange(R) + 0.5) / R
+    x, y, z = np.meshgrid(c, c, c, indexing="ij")
+    body = np.sqrt((x - .5) ** 2 + (y - .5) ** 2 + ((z - .55) / 1.6) ** 2) - 0.22
+    # a thin tip hanging below the body, off-centre: standing on it, the piece falls over
+    tip = np.maximum(np.sqrt((x - .62) ** 2 + (y - .5) ** 2) - 0.03 - 0.25 * (z - .08),
+                     .08 - z)
+    g = np.clip(np.minimum(body, tip) * R / 4, -1, 1).astype(np.float32)
+    areas = (g < 0).sum(axis=(0, 1))
+    lo = int(np.nonzero(areas >= 2)[0][0])
+    kb = base_layer(areas)
+    assert kb > lo and areas[kb] >= 0.25 * areas[lo:lo + 10].max()
+    r = grid_to_design_mesh(g, 300.0)
+    assert r.valid, r.checks
+    # a plinth is the lowest and largest section: the base stays on it
+    assert base_layer(np.array([0, 0, 40, 40, 12, 12, 30, 30, 30, 20, 5, 0])) == 2
+    assert base_layer(np.zeros(8)) is None
