@@ -55,7 +55,7 @@ def register_scans(paths: list[Path], out: Path, units: str = "auto",
     scans_mm = [g.points * mm_per_unit for g in geoms]
     n_pairs = len(paths) * (len(paths) - 1) // 2
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("scan register", total=n_pairs + 6)
+        task = bar.add_task("scan register", total=n_pairs + 4)
         res = register_points(scans_mm, progress=lambda k: bar.advance(task, k))
         placed = [k for k, w in enumerate(res.world_from_scan_mm) if w is not None]
         if len(placed) < 2 or len(placed) * 2 <= len(paths):

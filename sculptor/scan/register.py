@@ -1,6 +1,6 @@
 """Registration of partial scans of one piece from unknown poses.
 
-Chain (every step on open3d):
+Chain (open3d, numpy, scipy):
 
 1. each scan to mm, voxel-downsampled at ``v`` (1/65 of the largest scan extent), normals
    oriented towards its estimated viewpoint (a single-view scan bulges towards its
@@ -14,8 +14,10 @@ Chain (every step on open3d):
    loop (chains, two scans);
 4. a maximum spanning tree of kept edges gives initial poses; scans outside the largest
    connected group are reported as not placed;
-5. refinement, twice: ICP between every overlapping pair at the fine voxel, then a
-   multiway pose graph (Levenberg-Marquardt, line-process pruning of bad loop closures).
+5. a multiway pose graph over the verified pair alignments (Levenberg-Marquardt,
+   line-process pruning of bad loop closures), then every pose solved at once on
+   point-to-plane matches of all overlapping pairs at near full resolution
+   (`sculptor.scan.multiview`).
 """
 
 from __future__ import annotations
@@ -25,18 +27,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sculptor.scan.multiview import refine_multiview, view_samples
+
 VOXEL_PER_EXTENT = 1.0 / 65.0
 FINE_VOXEL_FACTOR = 1.0 / 3.0
 CYCLE_ROT_DEG = 5.0
 CYCLE_TRANS_VOXELS = 3.0
 UNVERIFIED_MIN_FITNESS = 0.3
+RANSAC_MAX_ITER = 30_000
 MIN_PAIR_FITNESS = 0.1
 # RMS point-to-plane residual / correspondence distance: true overlaps of the real bunny
 # scans <= 0.18, false alignments >= 0.45 (crossing surfaces look like uniform residuals)
 MAX_PLANE_RATIO = 0.3
-MIN_REFINE_OVERLAP = 0.1
-REFINE_DISTS = (3.0, 2.0, 1.5)
-JOINT_DISTS = (1.5, 1.0, 1.0)
 
 Method = str  # registry key, see GLOBAL_METHODS
 
@@ -137,7 +139,7 @@ def icp(src, dst, init: np.ndarray, dist: float, kernel_scale: float, iters: int
     r = reg.registration_icp(
         src, dst, dist, init,
         reg.TransformationEstimationPointToPlane(reg.TukeyLoss(k=kernel_scale)),
-        reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7,
+        reg.ICPConvergenceCriteria(relative_fitness=1e-5, relative_rmse=1e-5,
                                    max_iteration=iters))
     return np.asarray(r.transformation), float(r.fitness), float(r.inlier_rmse)
 
@@ -171,7 +173,7 @@ def _loop_ok(loop: np.ndarray, points: np.ndarray, tol: float) -> bool:
 
 
 def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", seed: int = 0,
-                    max_ransac_iter: int = 100_000, progress=None) -> RegistrationResult:
+                    max_ransac_iter: int = RANSAC_MAX_ITER, progress=None) -> RegistrationResult:
     """Register partial scans (each (n_i, 3) mm, any pose) into the frame of scan 0.
 
     progress : optional callable(advance: int) for a progress bar (len(pairs) + 2 steps)
@@ -240,11 +242,17 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
                 changed = True
     _grow_by_agreement(poses, pairs, [np.asarray(c[0].points) for c in coarse], voxel, tree)
 
-    # 5. fine refinement + pose graph
+    # 5. pose graph over the verified pair alignments, then every pose at once on
+    # near-full-resolution views (sculptor.scan.multiview)
     placed = [k for k in range(n) if poses[k] is not None]
-    fine_clouds = {k: preprocess(scans_mm[k], fine, features=False)[0] for k in placed}
-    fit, rmse = refine_poses(poses, fine_clouds, ref, fine, progress=progress)
-    refine_joint(poses, fine_clouds, ref, fine)
+    pose_graph(poses, kept + tree, {k: medium[k] for k in placed}, ref, 0.75 * voxel,
+               {(p.i, p.j) for p in tree})
+    if progress:
+        progress(1)
+    views = {k: view_samples(scans_mm[k], fine, seed=seed + k) for k in placed}
+    fit, rmse = refine_multiview(poses, views, ref, fine)
+    if progress:
+        progress(1)
     reasons: list[str | None] = [None] * n
     for k in range(n):
         if poses[k] is None:
@@ -304,74 +312,34 @@ def _grow_by_agreement(poses: list, pairs: dict[tuple[int, int], PairResult],
                     break
 
 
-def refine_poses(poses: list, clouds: dict, ref: int, fine: float,
-                 dists: tuple[float, ...] = REFINE_DISTS, tree_edges: set | None = None,
-                 progress=None) -> tuple[list[float], list[float]]:
-    """Multiway refinement in place: ICP between every overlapping pair of placed scans,
-    then a pose graph (LM, line-process pruning), once per correspondence distance
-    (in fine voxels). Returns per-scan best pair (fitness, rmse_mm)."""
-    reg = _o3d().pipelines.registration
-    n = len(poses)
-    placed = sorted(clouds)
-    fit = [0.0] * n
-    rmse = [float("nan")] * n
-    index = {k: a for a, k in enumerate(placed)}
-    for factor in dists:
-        dist = factor * fine
-        graph = reg.PoseGraph()
-        for k in placed:
-            graph.nodes.append(reg.PoseGraphNode(poses[k]))
-        best: dict[int, tuple[float, float]] = {}
-        for a, b in itertools.combinations(placed, 2):
-            init = np.linalg.inv(poses[b]) @ poses[a]  # b_from_a
-            ev = reg.evaluate_registration(clouds[a], clouds[b], dist, init)
-            if ev.fitness < MIN_REFINE_OVERLAP:
-                continue
-            m, f, r = icp(clouds[a], clouds[b], init, dist, dist, iters=50)
-            info = reg.get_information_matrix_from_point_clouds(clouds[a], clouds[b], dist, m)
-            certain = tree_edges is None or frozenset((a, b)) in tree_edges
-            graph.edges.append(reg.PoseGraphEdge(index[a], index[b], m, info,
-                                                 uncertain=not certain))
-            for k in (a, b):
-                if f > best.get(k, (0.0, 0.0))[0]:
-                    best[k] = (f, r)
-        reg.global_optimization(
-            graph, reg.GlobalOptimizationLevenbergMarquardt(),
-            reg.GlobalOptimizationConvergenceCriteria(),
-            reg.GlobalOptimizationOption(max_correspondence_distance=dist,
-                                         edge_prune_threshold=0.25,
-                                         reference_node=index[ref]))
-        for k in placed:
-            poses[k] = np.asarray(graph.nodes[index[k]].pose)
-        for k, (f, r) in best.items():
-            fit[k], rmse[k] = f, r
-        if progress:
-            progress(1)
-    return fit, rmse
+def pose_graph(poses: list, edges: list[PairResult], clouds: dict, ref: int, dist: float,
+               certain: set[tuple[int, int]]) -> None:
+    """Multiway pose graph in place (Levenberg-Marquardt, line-process pruning).
 
-
-def refine_joint(poses: list, clouds: dict, ref: int, fine: float,
-                 dists: tuple[float, ...] = JOINT_DISTS) -> None:
-    """Multi-view ICP in place: each scan against the union of all the others, in turn.
-
-    A scan that overlaps two neighbours only a little (a back view) is held by both at
-    once, so it cannot slide along either as it can in a pairwise alignment.
+    Nodes are the placed scans (``clouds``: {index: cloud}); edges are the verified pair
+    alignments already computed (no new ICP), weighted by their information matrices at
+    ``dist``. Spanning-tree edges (``certain``) are odometry; every other edge is a loop
+    closure the optimiser may prune.
     """
-    o3d = _o3d()
+    reg = _o3d().pipelines.registration
     placed = sorted(clouds)
-    world = {}
+    index = {k: a for a, k in enumerate(placed)}
+    graph = reg.PoseGraph()
     for k in placed:
-        c = o3d.geometry.PointCloud(clouds[k])
-        world[k] = c.transform(poses[k])
-    for factor in dists:
-        dist = factor * fine
-        for k in placed:
-            if k == ref:
-                continue
-            union = o3d.geometry.PointCloud()
-            for q in placed:
-                if q != k:
-                    union += world[q]
-            m, _, _ = icp(world[k], union, np.eye(4), dist, dist, iters=30)
-            poses[k] = m @ poses[k]
-            world[k] = o3d.geometry.PointCloud(clouds[k]).transform(poses[k])
+        graph.nodes.append(reg.PoseGraphNode(poses[k]))
+    seen = set()
+    for p in edges:
+        if p.i not in index or p.j not in index or (p.i, p.j) in seen:
+            continue
+        seen.add((p.i, p.j))
+        info = reg.get_information_matrix_from_point_clouds(clouds[p.i], clouds[p.j], dist,
+                                                            p.j_from_i)
+        graph.edges.append(reg.PoseGraphEdge(index[p.i], index[p.j], p.j_from_i, info,
+                                             uncertain=(p.i, p.j) not in certain))
+    reg.global_optimization(
+        graph, reg.GlobalOptimizationLevenbergMarquardt(),
+        reg.GlobalOptimizationConvergenceCriteria(),
+        reg.GlobalOptimizationOption(max_correspondence_distance=dist,
+                                     edge_prune_threshold=0.25, reference_node=index[ref]))
+    for k in placed:
+        poses[k] = np.asarray(graph.nodes[index[k]].pose)
