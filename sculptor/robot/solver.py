@@ -39,6 +39,7 @@ from sculptor.robot.cell import RobotCell, inv_rigid, resolve_tool, rz, tool_mat
 from sculptor.robot.kinematics import arm_config_bits, fk, ik, nearest_turn, to_kinematic
 
 BIG = 1.0e6  # cost of an infeasible point: the DP minimises their number first
+RETRACT_CHECK_MM = 15.0  # segment ends must allow at least this retract along the tool
 JOINT_NAMES_FALLBACK = ("A1", "A2", "A3", "A4", "A5", "A6")
 
 
@@ -428,7 +429,14 @@ def _segment_costs(robot, cell, checker: "_Checker", tcp_from_flange, pos, frame
                                                   place=False)
     starts = segment_starts(is_rapid)
     bad = np.maximum.reduceat((code != 0).astype(np.int8), starts, axis=0) > 0
-    feasible = ~bad & ~wound[starts] & (max_step <= jump_rad)
+    # both ends must leave room to pull the tool back along its axis (the arm may have to
+    # re-configure or the table turn at the rapids around the segment: _safe_retracts)
+    ends = np.r_[starts, np.r_[starts[1:] - 1, len(pos) - 1]]
+    back = b_tcp[ends].copy()
+    back[:, :3, 3] -= RETRACT_CHECK_MM * back[:, :3, 2]
+    s_b, v_b = ik(robot, back @ tcp_from_flange)
+    c_b = checker.classify(s_b, v_b).reshape(2, len(starts), 8)
+    feasible = ~bad & ~wound[starts] & (max_step <= jump_rad) & np.all(c_b == 0, axis=0)
     unary = checker.soft_cost(sol) + checker.branch_cost(sol)
     cost = np.add.reduceat(unary, starts, axis=0) + motion
     best_code = np.where(np.any(code == 0, axis=1), 0, code.max(axis=1))
@@ -844,7 +852,7 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
                   turntable_window_deg: float = 30.0, turntable_step_deg: float = 5.0,
                   tilt_deg: float = 4.0, max_joint_step_deg: float = 30.0,
                   dp_spacing_mm: float = 2.0, chunk: int = 256,
-                  safe_retract_mm: tuple[float, ...] = (100.0, 60.0, 30.0),
+                  safe_retract_mm: tuple[float, ...] = (100.0, 60.0, 30.0, 15.0),
                   stats: dict | None = None) -> RobotProgram:
     """Solve joints for every move of ``toolpath`` in ``cell``.
 
