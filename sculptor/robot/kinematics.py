@@ -229,13 +229,18 @@ def bring_into_limits(robot: RobotProfile, sol: np.ndarray) -> tuple[np.ndarray,
     w = sol + math.pi
     np.remainder(w, TWO_PI, out=w)
     w -= math.pi
-    # allowed whole turns k with lo <= w + 2 pi k <= hi; take the one nearest zero
-    k_lo = np.ceil((lo - w) / TWO_PI)
-    k_hi = np.floor((hi - w) / TWO_PI)
-    ok = k_lo <= k_hi
-    k = np.minimum(np.maximum(0.0, k_lo), k_hi)
-    w += TWO_PI * k
+    # joints whose range lies within (-pi, pi]: the wrapped value is the only candidate
+    inner = (lo >= -math.pi) & (hi <= math.pi)
     with np.errstate(invalid="ignore"):
+        ok = (w >= lo) & (w <= hi)  # NaN -> False
+        if not inner.all():
+            # allowed whole turns k with lo <= w + 2 pi k <= hi; take the one nearest zero
+            cols = np.nonzero(~inner)[0]
+            wc = w[..., cols]
+            k_lo = np.ceil((lo[cols] - wc) / TWO_PI)
+            k_hi = np.floor((hi[cols] - wc) / TWO_PI)
+            ok[..., cols] = k_lo <= k_hi
+            w[..., cols] = wc + TWO_PI * np.minimum(np.maximum(0.0, k_lo), k_hi)
         valid = np.all(ok, axis=-1)
     return w, valid
 
