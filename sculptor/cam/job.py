@@ -138,7 +138,8 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                          else 0.5)
             rough = Roughing(query, smodel, rtool, allowance_mm=allowance,
                              grid_mm=q.rough_grid_mm, simplify_mm=q.simplify_mm,
-                             robot_dir=robot_dir, reach=ReachCheck(cellp, rtool, margin_deg=5.0),
+                             robot_dir=robot_dir, reach=ReachCheck(cellp, rtool, margin_deg=5.0,
+                                                               table_window_deg=0.0),
                              stepover_frac=q.rough_stepover)
             cands = candidate_setups(cellp.machine, np.radians(side_tilts_deg),
                                      q.candidate_step_deg, robot_dir)

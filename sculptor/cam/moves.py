@@ -157,13 +157,13 @@ def merge_collinear(ps: Pass, tol_mm: float) -> Pass:
     same[0] = False
     starts = np.flatnonzero(~same)
     keep = np.zeros(n, bool)
-    # a run is the start point (kept: the move into it) and its continuation
+    # a run: its first move (kept: the frame, feed or kind changes on it) and the moves
+    # that continue it
     for a, b in zip(starts, np.append(starts[1:], n)):
         if not cut[a] or b - a < 3:
             keep[a:b] = True
             continue
-        idx = simplify_indices(ps.position_mm[a - 1 if a else a:b], tol_mm)
-        keep[(a - 1 if a else a) + idx] = True
+        keep[a + simplify_indices(ps.position_mm[a:b], tol_mm)] = True
     keep[(~cut)] = True
     idx = np.flatnonzero(keep)
     return Pass(position_mm=ps.position_mm[idx], tool_frame=ps.tool_frame[idx],

@@ -285,6 +285,7 @@ class Roughing:
             if self.reach is not None:
                 region &= ~ndimage.binary_dilation(blocked, structure=disk)
                 region &= self._reach_cells(setup, xs, ys, cl, region, L)
+                region = self._open_holes(setup, xs, ys, region, L, disk)
             covered = ndimage.binary_dilation(region, structure=disk)
             blocked |= mat & ~covered
             cut |= lev & covered.reshape(-1)[cell]
@@ -330,6 +331,29 @@ class Roughing:
             ok &= self.arm_reaches(setup, np.column_stack([xs[ix], ys[iy], hh]))
         out[iy[ok], ix[ok]] = True
         return out
+
+    def _open_holes(self, setup: Setup, xs, ys, region, L: float, disk) -> np.ndarray:
+        """``region`` without loops around poses the arm cannot take: a path that
+        circles the wrist singularity winds axes 4 and 6 a full turn per loop. Every hole
+        of the region (cells not connected to the grid's edge) holding a pose the arm
+        cannot reach at the level gets a corridor cut from it to the edge (+v), as wide
+        as the tool: the paths then go round it back and forth instead of circling it;
+        the wood in the corridor is left (rest)."""
+        holes, n = ndimage.label(~region)
+        edge = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
+        inner = np.isin(holes, edge, invert=True) & (holes > 0)
+        if not inner.any():
+            return region
+        iy, ix = np.nonzero(inner)
+        bad = ~self.arm_reaches(setup, np.column_stack([xs[ix], ys[iy], np.full(len(iy), L)]))
+        if not bad.any():
+            return region
+        corridor = np.zeros_like(region)
+        for lab in np.unique(holes[iy[bad], ix[bad]]):
+            cols = np.unique(ix[bad][holes[iy[bad], ix[bad]] == lab])
+            row0 = int(iy[bad][holes[iy[bad], ix[bad]] == lab].min())
+            corridor[row0:, cols] = True
+        return region & ~ndimage.binary_dilation(corridor, structure=disk)
 
     def _empty_pass(self, setup: Setup, index: int, stats: dict) -> Pass:
         return MoveList().to_pass(name=f"rough-{index}-{setup.name}", operation="rough",

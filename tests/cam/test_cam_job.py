@@ -192,3 +192,22 @@ def test_no_move_below_the_table(job):
     out, tp = job
     for p in tp.passes:
         assert p.position_mm[:, 2].min() >= 0.0, p.name
+
+
+def test_job_within_the_arms_reach(job):
+    """The robot solver (not the planner's own check) finds every move of the smallest
+    roughing pass and of the largest finishing pass in the turntable cell."""
+    from sculptor.robot import solve_program
+
+    out, tp = job
+    s = json.loads((out / "summary.json").read_text())
+    sub = Toolpath.load(out / "job.json")
+    rough = min((p for p in sub.passes if p.operation == "rough" and p.n_moves),
+                key=lambda p: p.n_moves)
+    fin = max((p for p in sub.passes if p.operation == "finish"), key=lambda p: p.n_moves)
+    sub.passes = [rough, fin]
+    prog = solve_program(sub, sub.cell, progress=False)
+    assert prog.valid_ratio == 1.0, prog.failures[:3]
+    assert all(p["arm_unreachable_moves"] == 0 for p in s["passes"]
+               if p["operation"] == "rough")
+    assert s["finishing"]["arm_unreachable_points"] >= 0
