@@ -24,6 +24,44 @@ from sculptor.robot.solver import solve_program  # noqa: E402
 from sculptor.robot.synthetic import block_strokes  # noqa: E402
 
 
+def why_at_cam_state(tp, cell: str) -> dict:
+    """Moves no IK branch can reach in the CAM's own state (no turntable offset, no tilt),
+    by reason: the joint over its limit in the branch that misses least, or singularity /
+    reach. What the search has to fix."""
+    import math
+
+    import numpy as np
+
+    from sculptor.robot.cell import RobotCell, inv_rigid, tool_matrix
+    from sculptor.robot.kinematics import ik
+    from sculptor.robot.solver import REASONS, _Checker, _pass_tool
+
+    rc = RobotCell.load(cell)
+    checker = _Checker(rc.robot, math.radians(10.0))
+    lim = rc.robot.limits_rad
+    out: dict = {}
+    for ps in tp.passes:
+        u, _, vt = np.linalg.svd(ps.tool_frame)
+        w = np.zeros((ps.n_moves, 4, 4))
+        w[:, :3, :3], w[:, :3, 3], w[:, 3, 3] = u @ vt, ps.position_mm, 1.0
+        b = rc.base_from_workpiece(ps.turntable_rad) @ w
+        sol, val = ik(rc.robot, b @ inv_rigid(tool_matrix(_pass_tool(None, ps.tool_id))))
+        code = checker.classify(sol, val)
+        none = ~np.any(code == 0, axis=1)
+        over = (sol < lim[:, 0]) | (sol > lim[:, 1])  # (n, 8, 6)
+        n_over = np.where(np.isfinite(sol).all(-1), over.sum(-1), 99)
+        for i in np.nonzero(none)[0]:
+            bb = int(np.argmin(n_over[i]))  # the branch that misses least
+            if code[i, bb] == 2:
+                why = "joint limit " + "+".join(rc.robot.joints[j].name
+                                               for j in np.nonzero(over[i, bb])[0])
+            else:
+                why = REASONS[int(code[i, bb])]
+            key = ("rough " if ps.operation == "rough" else "finish ") + why
+            out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=100_000)
@@ -47,6 +85,8 @@ def main() -> None:
           f"valid ratio {prog.valid_ratio:.5f}; {prog.n} program points after "
           f"densification; max chord error {prog.max_chord_error_mm:.4f} mm; "
           f"failures: {sum(f['count'] for f in prog.failures)}")
+    if args.job:
+        print(f"moves no branch reaches in the CAM's own state: {why_at_cam_state(tp, cell)}")
     print(f"segments {stats['segments']}, solved by {stats['solved_by']}; retracts before "
           f"reconfigurations / table turns: {stats['retracts']} "
           f"(none possible: {stats['no_retract']})")
