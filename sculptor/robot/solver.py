@@ -1,21 +1,25 @@
 """Toolpath -> robot program: redundancy search, branch continuity, limits, densification.
 
-For every pass the solver searches the freedoms the tool leaves (a grid of *states*):
+The freedoms a tool leaves (a grid of *states*):
 
-* rotary cutters: the spin about the tool axis (``spin_step_deg``, full turn);
+* rotary cutters: the spin about the tool axis (``spin_step_deg``, full turn; not searched
+  when the tool axis is the flange axis: then it is A6's own turn) and a turntable offset;
 * gouges: no spin (the edge must meet the wood as planned), but a turntable offset
   (``turntable_window_deg`` at ``turntable_step_deg``) and a small tilt about the tool's Y
   axis (``tilt_deg``, changes the rake angle a little).
 
-Dynamic programming over (path point x state x IK branch) picks the branch and the state
-sequence that make the most points feasible, then the
-smoothest joint motion (cost: joint travel weighted by 1/max speed, state changes, distance
-to joint limits and to the wrist singularity). The state may move one grid step between
-neighbouring points while cutting; at rapid moves (in the air) state and branch may
-change freely (a branch change costs ``branch_switch_cost``). Feasible means: IK
-exists, every joint inside its limits, ``|A5| >= a5_margin_deg`` (wrist), the wrist centre
-away from the axis-1 line (shoulder) and the arm not stretched (elbow), and no joint jump
-above ``max_joint_step_deg`` between neighbouring points (no configuration flip).
+A pass is cut into segments (the moves between two rapids: the arm keeps its configuration
+inside one). Every segment is tried in the CAM's own state on all 8 IK branches at once
+(vectorised), then in constant states (turntable offsets x tilts, wider offsets after),
+and a Viterbi pass over segments picks the branches (a change at a rapid costs
+``branch_switch_cost``); only segments still unsolved go to the dynamic programming over
+(path point x state x IK branch), where the state may move one grid step between
+neighbouring points. Feasible means: IK exists, every joint inside its limits,
+``|A5| >= a5_margin_deg`` (wrist), the wrist centre away from the axis-1 line (shoulder)
+and the arm not stretched (elbow), no joint jump above ``max_joint_step_deg`` between
+neighbouring points (no configuration flip), wide joints fitting their range by whole turns,
+and room to retract at both ends of a segment. Where a rapid re-configures the arm or turns
+the table, the tool is first pulled back along its axis (rows inserted in the air).
 
 The joint-space result is densified adaptively until linear joint interpolation (what
 serial controllers do) stays within ``chord_tol_mm`` of the straight Cartesian move,
