@@ -54,10 +54,21 @@ class ReachCheck:
             self.spin = np.radians(np.arange(n) * 360.0 / n)
         self.tlo, self.thi = self.rc.turntable_limits_rad()
         self.has_tt = cp.turntable is not None
+        if self.has_tt:
+            self.base_from_table = (self.rc.base_from_world
+                                    @ cp.turntable.world_from_turntable.matrix())
+        else:
+            self.base_from_wp = self.rc.base_from_workpiece(np.zeros(1))[0]
+        c, s = np.cos(self.spin), np.sin(self.spin)
+        self.spin_m = np.zeros((len(self.spin), 3, 3))
+        self.spin_m[:, 0, 0], self.spin_m[:, 0, 1] = c, -s
+        self.spin_m[:, 1, 0], self.spin_m[:, 1, 1] = s, c
+        self.spin_m[:, 2, 2] = 1.0
 
     def ok(self, pos: np.ndarray, frames: np.ndarray, turntable_rad) -> np.ndarray:
         """(m,) bool: pose m (pos (m, 3) mm, frames (m, 3, 3) workpiece_from_tool) is
         reachable at turntable angle(s) ``turntable_rad`` (scalar or (m,))."""
+        from sculptor.robot.cell import rz
         from sculptor.robot.kinematics import ik
 
         pos = np.asarray(pos, float).reshape(-1, 3)
@@ -66,27 +77,17 @@ class ReachCheck:
             return np.ones(m, bool)
         frames = np.asarray(frames, float).reshape(m, 3, 3)
         th = np.broadcast_to(np.asarray(turntable_rad, float), (m,))
-        out = np.zeros(m, bool)
-        c, s = np.cos(self.spin), np.sin(self.spin)
-        spin = np.zeros((len(self.spin), 3, 3))
-        spin[:, 0, 0], spin[:, 0, 1], spin[:, 1, 0], spin[:, 1, 1] = c, -s, s, c
-        spin[:, 2, 2] = 1.0
-        for off in self.table:
-            theta = th + off
-            inside = np.ones(m, bool) if not self.has_tt else (
-                (theta >= self.tlo) & (theta <= self.thi))
-            todo = np.flatnonzero(~out & inside)
-            if len(todo) == 0:
-                continue
-            b_wp = self.rc.base_from_workpiece(theta[todo])  # (t, 4, 4)
-            k = len(self.spin)
-            wp_tcp = np.zeros((len(todo), k, 4, 4))
-            wp_tcp[..., :3, :3] = frames[todo][:, None] @ spin[None]
-            wp_tcp[..., :3, 3] = pos[todo][:, None]
-            wp_tcp[..., 3, 3] = 1.0
-            pose = (b_wp[:, None] @ wp_tcp @ self.tcp_from_flange).reshape(-1, 4, 4)
-            sol, val = ik(self.robot, pose)
-            code = self.checker.classify(sol, val)  # (t * k, 8)
-            good = np.any(code == 0, axis=1).reshape(len(todo), k).any(1)
-            out[todo] = good
-        return out
+        theta = (th[:, None] + self.table[None, :]).reshape(-1)  # (m * T,)
+        T, S = len(self.table), len(self.spin)
+        b_wp = self.base_from_table @ rz(theta) if self.has_tt else np.broadcast_to(
+            self.base_from_wp, (len(theta), 4, 4))
+        wp_tcp = np.zeros((m, S, 4, 4))
+        wp_tcp[..., :3, :3] = frames[:, None] @ self.spin_m[None]
+        wp_tcp[..., :3, 3] = pos[:, None]
+        wp_tcp[..., 3, 3] = 1.0
+        pose = b_wp.reshape(m, T, 1, 4, 4) @ wp_tcp[:, None] @ self.tcp_from_flange
+        sol, val = ik(self.robot, pose.reshape(-1, 4, 4))
+        good = np.any(self.checker.classify(sol, val) == 0, axis=1).reshape(m, T, S)
+        if self.has_tt:
+            good &= ((theta >= self.tlo) & (theta <= self.thi)).reshape(m, T, 1)
+        return good.any(axis=(1, 2))
