@@ -143,3 +143,16 @@ def test_second_dialect_reuses_the_solved_program(tmp_path):
                 "--a5-margin-deg", "12")[0] == 0
     assert (job / "program.json").stat().st_mtime_ns != stamp
     assert RobotProgram.load(job / "program.json").provenance.parameters["a5_margin_deg"] == 12
+
+
+def test_out_of_range_field_in_a_robot_profile_exit_2(tmp_path, monkeypatch):
+    from sculptor.profiles import profile_dirs
+
+    src = (profile_dirs()[-1] / "robots" / "kuka-kr6-r900.toml").read_text()
+    _profiles(tmp_path, monkeypatch, "robots", "kuka-kr6-r900",
+              src.replace("c3_mm = 420.0", "c3_mm = 42000.0"))
+    job, tp = _job(tmp_path)
+    tp.save(job / "job.json")
+    code, err = _run(job, "--dialect", "krl", "--out", tmp_path / "x.src")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "opw.c3_mm" in err
+    assert not (tmp_path / "x.src").exists()

@@ -167,3 +167,17 @@ def test_profile_file_with_missing_or_bad_fields(tmp_path):
     src.write_text(text.replace("max_speed_deg_s = 360.0", "max_speed_deg_s = 0.0", 1))
     with pytest.raises(UserError, match="max_speed_deg_s"):
         load(str(src))
+
+
+def test_nan_pose_gives_no_solution_and_no_warning():
+    import warnings
+
+    robot = load_robot("kuka-kr6-r900")
+    poses = fk(robot, np.radians([[0, -90, 90, 0, 30, 0]] * 3))
+    poses[1, 0, 3] = np.nan  # a NaN position
+    poses[2, :3, :3] = np.nan  # a NaN rotation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol, valid = ik(robot, poses)
+    assert valid[0].any() and not valid[1:].any()
+    assert np.isnan(sol[1:]).all()
