@@ -675,8 +675,14 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
                                                frames, table, kinds, jump_rad)
     seg = np.cumsum(np.isin(np.arange(n), starts)) - 1
     seg_state = np.zeros((len(starts), 8, 3))  # (spin, offset, tilt) per segment, branch
-    hard = ~feasible.any(axis=1)
-    how = np.where(hard, 3, 0)  # 0 CAM state, 1 within the window, 2 wider table, 3 DP
+    # the arm in front of its base (wrist centre ahead of axis 1) is what the cell is laid
+    # out for: a segment only reachable with the arm turned round (A1 near +/-180) first
+    # looks for a table offset or tilt that lets it stay in front
+    front = (np.arange(8) & 1) == 0 if robot.kinematics == "opw" else np.ones(8, bool)
+    search = ~feasible[:, front].any(axis=1)
+    how = np.where(feasible.any(axis=1), 0, 3)  # 0 CAM state, 1 window, 2 wider, 3 DP
+    fb = {"found": np.zeros(len(starts), bool), "cost": np.full_like(cost, BIG),
+          "feas": np.zeros_like(feasible), "state": np.zeros((len(starts), 3))}
     window = float(np.abs(fr.table).max())
     edges = [-1.0, window] + [math.radians(w) for w in windows_deg if math.radians(w) > window]
     if cell.cell.turntable is None:
@@ -684,11 +690,11 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
     states = [st for w_lo, w_hi in zip(edges[:-1], edges[1:])
               for st in _constant_states(fr, w_lo, w_hi)]
     i_state = 0
-    while hard.any() and i_state < len(states):
+    while search.any() and i_state < len(states):
         # nearest first: a segment keeps the first state that works; the unsolved
         # segments are tried in several states per call (copies side by side)
-        h_seg = np.nonzero(hard)[0]
-        idx = np.nonzero(hard[seg])[0]
+        h_seg = np.nonzero(search)[0]
+        idx = np.nonzero(search[seg])[0]
         sub_kinds = kinds[idx].copy()
         sub_kinds[np.isin(idx, starts)] = MoveKind.RAPID  # each segment starts afresh
         n_st = max(1, min(len(states) - i_state, batch_points // len(idx)))
@@ -701,14 +707,30 @@ def _plan_pass(robot, cell, tool, checker, pos, frames, table, kinds, fr: Freedo
                                     jump_rad, per[:, 0], per[:, 1], per[:, 2])
         f = f.reshape(n_st, len(h_seg), 8)
         c = c.reshape(n_st, len(h_seg), 8)
-        first = np.argmax(f.any(axis=2), axis=0)  # first working state per segment
-        got = f.any(axis=2).any(axis=0)
-        rows = np.nonzero(got)[0]
+        # any branch: remembered as a fallback for segments nothing else reaches
+        f_any = f.any(axis=2)
+        first = np.argmax(f_any, axis=0)
+        rows = np.nonzero(f_any.any(axis=0) & ~fb["found"][h_seg])[0]
+        fb["found"][h_seg[rows]] = True
+        fb["cost"][h_seg[rows]] = c[first[rows], rows]
+        fb["feas"][h_seg[rows]] = f[first[rows], rows]
+        fb["state"][h_seg[rows]] = chunk_st[first[rows]]
+        # the arm in front: taken at once
+        f_front = f[:, :, front].any(axis=2)
+        first = np.argmax(f_front, axis=0)
+        rows = np.nonzero(f_front.any(axis=0))[0]
         cost[h_seg[rows]] = c[first[rows], rows]
         feasible[h_seg[rows]] = f[first[rows], rows]
         seg_state[h_seg[rows]] = chunk_st[first[rows]][:, None, :]
         how[h_seg[rows]] = np.where(np.abs(chunk_st[first[rows], 1]) <= window + 1e-9, 1, 2)
-        hard = ~feasible.any(axis=1)
+        search[h_seg[rows]] = False
+    # no front solution anywhere: the CAM state's own (turned-round) solution if it had
+    # one, else the nearest state that reaches it at all
+    use_fb = ~feasible.any(axis=1) & fb["found"]
+    cost[use_fb], feasible[use_fb] = fb["cost"][use_fb], fb["feas"][use_fb]
+    seg_state[use_fb] = fb["state"][use_fb][:, None, :]
+    how[use_fb] = np.where(np.abs(fb["state"][use_fb, 1]) <= window + 1e-9, 1, 2)
+    hard = ~feasible.any(axis=1)
     seg_branch = _choose_branches(np.where(hard[:, None], 0.0, cost), switch_cost)
     branch = seg_branch[seg]
     st = seg_state[np.arange(len(starts)), seg_branch][seg]

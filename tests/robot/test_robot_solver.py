@@ -68,6 +68,9 @@ def test_limits_singularity_margin_and_continuity(demo):
     # the branch (configuration) changes only at rapids, in the air
     changed = prog.config[1:] != prog.config[:-1]
     assert not np.any(changed & cutting)
+    # the whole block is reachable with the arm in front of its base (A1 never turned
+    # round to +/-180 deg)
+    assert not np.any(prog.config & 1)
     # turntable stays within the +/-30 degree search window of the CAM's angle
     tt = load_cell(CELL).turntable
     assert tt is not None
