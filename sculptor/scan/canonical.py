@@ -20,6 +20,13 @@ import numpy as np
 
 SUPPORT_FRACTION = 0.99
 MIN_BASE_FRACTION = 0.15  # base footprint span / largest extent
+NORMAL_BINS = 2000  # directions on a half sphere for the face-normal histogram
+FLAT_CANDIDATES = 12  # histogram peaks tried as base directions
+FLAT_ANGLE_DEG = 25.0
+FLAT_TOL = 0.02  # of the largest extent, distance of base faces from the extreme plane
+MIN_FLAT_AREA = 0.004  # of the piece's surface area, a base near the file's up axis
+LARGE_FLAT_AREA = 0.02  # ... any other stable base
+FILE_UP_DEG = 35.0
 
 
 def clean_mesh(mesh):
@@ -51,6 +58,65 @@ def _frame_from_up(up: np.ndarray) -> np.ndarray:
     k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]]) / s
     ang = np.arctan2(s, c)
     return np.eye(3) + np.sin(ang) * k + (1 - np.cos(ang)) * k @ k
+
+
+def _flat_base(mesh, extent: float) -> np.ndarray | None:
+    """Up vector of the largest flat face the piece can rest on, or None.
+
+    Candidate down directions are the peaks of the area-weighted face-normal histogram
+    (either sign: the winding of an open scan is not trusted). For each, the base is the
+    mesh area that faces that way (within FLAT_ANGLE_DEG) and lies within FLAT_TOL of the
+    extreme plane: a sawn or carved base, however rough, not a curved side touching the
+    floor along a line. It must span MIN_BASE_FRACTION of the extent, be at least
+    MIN_FLAT_AREA of the piece's area, and carry the centre of mass (stable).
+    """
+    from shapely.geometry import MultiPoint, Point
+
+    n = np.asarray(mesh.face_normals)
+    area = np.asarray(mesh.area_faces)
+    cent = np.asarray(mesh.triangles_center)
+    ok = np.isfinite(n).all(axis=1) & (area > 0)
+    n, area, cent = n[ok], area[ok], cent[ok]
+    # histogram of normals (sign folded) on a Fibonacci sphere of directions
+    k = np.arange(NORMAL_BINS) + 0.5
+    phi, z = np.pi * (1 + 5**0.5) * k, 1 - k / NORMAL_BINS  # upper hemisphere
+    dirs = np.stack([np.sqrt(1 - z**2) * np.cos(phi), np.sqrt(1 - z**2) * np.sin(phi), z], 1)
+    folded = n * np.where(n[:, 2:3] < 0, -1.0, 1.0)
+    from scipy.spatial import cKDTree
+
+    _, b = cKDTree(np.concatenate([dirs, -dirs])).query(folded)
+    b %= NORMAL_BINS
+    hist = np.bincount(b, weights=area, minlength=NORMAL_BINS)
+    cos_flat = np.cos(np.radians(FLAT_ANGLE_DEG))
+    com = mesh.center_mass if mesh.is_watertight else mesh.centroid
+    cands = []  # (flat area, up, stable)
+    starts = [np.array([0.0, -1.0, 0.0]), np.array([0.0, 0.0, -1.0])]  # the file's up axes
+    for peak in np.argsort(hist)[::-1][:FLAT_CANDIDATES]:
+        sel = b == peak
+        d0 = (folded[sel] * area[sel, None]).sum(axis=0)
+        starts += [d0 / np.linalg.norm(d0), -d0 / np.linalg.norm(d0)]
+    for down in starts:
+        floor = (np.asarray(mesh.vertices) @ down).max()
+        contact = (n @ down > cos_flat) & (cent @ down > floor - FLAT_TOL * extent)
+        if area[contact].sum() < MIN_FLAT_AREA * area.sum():
+            continue
+        down = (n[contact] * area[contact, None]).sum(axis=0)  # refined on the contact
+        down /= np.linalg.norm(down)
+        r = _frame_from_up(-down)
+        foot = (cent[contact] @ r.T)[:, :2]
+        if np.ptp(foot, axis=0).min() < MIN_BASE_FRACTION * extent:
+            continue
+        poly = MultiPoint(foot).convex_hull
+        stable = bool(poly.area > 0 and poly.buffer(0.02 * extent).contains(
+            Point((r @ com)[:2])))
+        cands.append((float(area[contact].sum()), -down, stable))
+    # the file's own up convention (+Y: Stanford/OBJ, +Z: CAD/STL) decides between bases;
+    # a bust on a broken neck stands on a mount, so stability is not asked of it
+    conv = [c for c in cands if max(c[1][1], c[1][2]) > np.cos(np.radians(FILE_UP_DEG))]
+    if conv:
+        return max(conv, key=lambda c: c[0])[1]
+    big = [c for c in cands if c[2] and c[0] >= LARGE_FLAT_AREA * area.sum()]
+    return max(big, key=lambda c: c[0])[1] if big else None
 
 
 def _ransac_base(mesh, extent: float) -> np.ndarray | None:
@@ -165,12 +231,14 @@ def canonical_pose(mesh):
 def canonical_pose_method(mesh, method: str = "auto"):
     """Like `canonical_pose`, also returning which base finder was used.
 
-    method : auto|ransac|open_base|stable_face|principal_axes
+    method : auto|flat_base|ransac|open_base|stable_face|principal_axes
     Returns (mesh_upright, piece_from_input (4, 4), method used).
     """
     extent = float(mesh.extents.max())
     up, used = None, "principal_axes"
-    if method in ("auto", "ransac"):
+    if method in ("auto", "flat_base"):
+        up, used = _flat_base(mesh, extent), "flat_base"
+    if up is None and method in ("auto", "ransac"):
         up, used = _ransac_base(mesh, extent), "ransac"
     if up is None and method in ("auto", "open_base"):
         up, used = _open_base(mesh, extent), "open_base"

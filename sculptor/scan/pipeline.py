@@ -13,6 +13,7 @@ from sculptor.scan.io import guess_mm_per_unit, load_geometry
 from sculptor.scan.register import FINE_VOXEL_FACTOR, VOXEL_PER_EXTENT, register_points
 
 MAX_SCANS = 24
+MIN_EXTENT_MM, MAX_EXTENT_MM = 5.0, 5000.0  # a carved piece, not a coin or a house
 
 
 def _units_for(extents: list[float], units: str, names: list[str]) -> tuple[float, str]:
@@ -22,7 +23,12 @@ def _units_for(extents: list[float], units: str, names: list[str]) -> tuple[floa
         raise UserError(f"{names[i]} is {big / small:.0f}x larger than {names[j]}: the scans "
                         "mix metres and millimetres; convert them to one unit (or give only "
                         "scans of one piece)")
-    return guess_mm_per_unit(big, units)
+    mm_per_unit, used = guess_mm_per_unit(big, units)
+    if not MIN_EXTENT_MM <= big * mm_per_unit <= MAX_EXTENT_MM:
+        raise UserError(f"the scans are {big * mm_per_unit:.4g} mm across in {used}: outside "
+                        f"{MIN_EXTENT_MM:g}..{MAX_EXTENT_MM:g} mm, the units are probably off "
+                        "by 1000x; give --units m or --units mm")
+    return mm_per_unit, used
 
 
 def register_scans(paths: list[Path], out: Path, units: str = "auto",

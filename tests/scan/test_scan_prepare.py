@@ -97,10 +97,20 @@ def _bad_files(tmp: Path, meshes_dir: Path) -> dict[str, Path]:
     return files
 
 
+def _bad_strips(tmp: Path, meshes_dir: Path) -> dict[str, Path]:
+    src = (meshes_dir / "igea-strips-part.ply").read_bytes()
+    files = {"strips_truncated": tmp / "strips-cut.ply",
+             "strips_header_only": tmp / "strips-hdr.ply"}
+    files["strips_truncated"].write_bytes(src[: len(src) // 2])
+    files["strips_header_only"].write_bytes(src[: src.index(b"end_header") + 11])
+    return files
+
+
 @pytest.mark.parametrize("case", ["empty", "truncated", "not_a_mesh", "few_points", "nan",
-                                  "no_faces", "units_1000x"])
+                                  "no_faces", "units_1000x", "strips_truncated",
+                                  "strips_header_only"])
 def test_prepare_bad_input_one_line_exit_2_nothing_written(tmp_path, meshes_dir, case):
-    f = _bad_files(tmp_path, meshes_dir)[case]
+    f = {**_bad_files(tmp_path, meshes_dir), **_bad_strips(tmp_path, meshes_dir)}[case]
     out = tmp_path / "ds"
     r = run("scan", "prepare", meshes_dir / "nefertiti-8k.ply", f, "--out", out, "--res", 16)
     assert r.exit_code == 2, (case, r.output)
@@ -110,14 +120,46 @@ def test_prepare_bad_input_one_line_exit_2_nothing_written(tmp_path, meshes_dir,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]
 
 
-@pytest.mark.parametrize("case", ["empty", "truncated", "few_points", "nan", "not_a_mesh"])
-def test_register_bad_input_one_line_exit_2(tmp_path, meshes_dir, bunny_dir, case):
-    f = _bad_files(tmp_path, meshes_dir)[case]
-    out = tmp_path / "reg"
-    r = run("scan", "register", bunny_dir / "bun000.ply", f, "--out", out)
-    assert r.exit_code == 2, (case, r.output)
-    assert len(r.output.strip().splitlines()) == 1
+def assert_refused(r, out: Path) -> None:
+    """Exit 2, one line `error: ...`, nothing (not even a temp dir) left beside --out."""
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
     assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "few_points", "nan", "not_a_mesh",
+                                  "strips_truncated"])
+def test_register_bad_input_one_line_exit_2(tmp_path, meshes_dir, bunny_dir, case):
+    f = {**_bad_files(tmp_path, meshes_dir), **_bad_strips(tmp_path, meshes_dir)}[case]
+    out = tmp_path / "reg"
+    assert_refused(run("scan", "register", bunny_dir / "bun000.ply", f, "--out", out), out)
+
+
+def test_prepare_reads_triangle_strip_ply(tmp_path, meshes_dir):
+    out = tmp_path / "ds"
+    r = run("scan", "prepare", meshes_dir / "igea-strips-part.ply", "--out", out, "--res", 16)
+    assert r.exit_code == 0, r.output
+    manifest, _ = load_manifest(out)
+    assert manifest.pieces[0].units == "m" and 20 < manifest.pieces[0].height_mm < 120
+
+
+@pytest.mark.parametrize("name, file_up", [("igea-8k.ply", [0, 1, 0]),
+                                           ("nefertiti-8k.ply", [0, 0, 1]),
+                                           ("stanford-bunny-8k.ply", [0, 1, 0])])
+def test_real_pieces_stand_on_their_real_base(meshes_dir, name, file_up):
+    """Igea on her neck (she used to lie on her side, on the flat patch by her ear),
+    Nefertiti on her shoulders (she used to stand on the flat top of her crown), the bunny
+    on its feet; checked by eye on renders of the full-resolution meshes."""
+    from sculptor.scan.canonical import canonical_pose_method, clean_mesh
+
+    upright, piece_from_input, used = canonical_pose_method(
+        clean_mesh(trimesh.load(meshes_dir / name)))
+    assert used == "flat_base"
+    up_in_input = piece_from_input[:3, :3].T @ [0, 0, 1]
+    assert up_in_input @ file_up > np.cos(np.radians(20))
+    assert upright.bounds[0, 2] == pytest.approx(0, abs=1e-9)
 
 
 def test_register_two_objects_refused(tmp_path, meshes_dir, bunny_dir):
@@ -140,8 +182,22 @@ def test_register_mixed_units_refused(tmp_path, bunny_dir):
     mm = tmp_path / "bun045_mm.ply"
     trimesh.PointCloud(load_geometry(bunny_dir / "bun045.ply").points * 1000).export(mm)
     r = run("scan", "register", bunny_dir / "bun000.ply", mm, "--out", tmp_path / "reg")
-    assert r.exit_code == 2 and "metres and millimetres" in r.output
-    assert not (tmp_path / "reg").exists()
+    assert "metres and millimetres" in r.output
+    assert_refused(r, tmp_path / "reg")
+
+
+@pytest.mark.parametrize("scale, units", [(1000.0, "m"), (1e6, "auto")])
+def test_register_units_off_by_1000x_refused(tmp_path, bunny_dir, scale, units):
+    from sculptor.scan.io import load_geometry
+
+    paths = []
+    for name in ("bun000", "bun045"):
+        paths.append(tmp_path / f"{name}.ply")
+        trimesh.PointCloud(load_geometry(bunny_dir / f"{name}.ply").points * scale).export(
+            paths[-1])
+    r = run("scan", "register", *paths, "--out", tmp_path / "reg", "--units", units)
+    assert "1000x" in r.output
+    assert_refused(r, tmp_path / "reg")
 
 
 def test_register_needs_two_scans(tmp_path, bunny_dir):
