@@ -40,7 +40,14 @@ from sculptor.artifacts.toolpath import MoveKind, Toolpath
 from sculptor.errors import UserError
 from sculptor.profiles import CellProfile, GougeTool, RobotProfile
 from sculptor.robot.cell import RobotCell, inv_rigid, resolve_tool, rz, tool_matrix
-from sculptor.robot.kinematics import arm_config_bits, fk, ik, nearest_turn, to_kinematic
+from sculptor.robot.kinematics import (
+    arm_config_bits,
+    fk,
+    ik,
+    nearest_turn,
+    to_kinematic,
+    wrap_pi,
+)
 
 BIG = 1.0e6  # cost of an infeasible point: the DP minimises their number first
 RETRACT_CHECK_MM = 15.0  # segment ends must allow at least this retract along the tool
@@ -177,7 +184,7 @@ class _Checker:
 
     def motion_cost(self, dq: np.ndarray) -> np.ndarray:
         """(..., 6) joint steps (controller) -> (...,) seconds at max speed (L1 + max)."""
-        dq = np.where(self.wide, np.remainder(dq + math.pi, 2 * math.pi) - math.pi, dq)
+        dq = np.where(self.wide, wrap_pi(dq), dq)
         return self.motion_cost_wrapped(dq)
 
     def transition(self, q_ik, base, prev_cost, jump_rad: float, cutting: bool):
@@ -188,7 +195,7 @@ class _Checker:
         q = q_ik[:, None]
         base = np.where(np.isnan(base), q, base)  # after a failed point: start afresh
         d = q - base
-        d[..., self.wide] = np.remainder(d[..., self.wide] + math.pi, 2 * math.pi) - math.pi
+        d[..., self.wide] = wrap_pi(d[..., self.wide])
         q_new = base + d
         # wide joints may wind past their limits here: whole turns per segment fix them
         # later (_unwrap_segments); the others come from IK within their limits
@@ -362,14 +369,17 @@ def _unwrap_segments(checker: "_Checker", q: np.ndarray, is_rapid: np.ndarray,
     starts = segment_starts(is_rapid)
     seg = np.cumsum(np.isin(np.arange(n), starts)) - 1
     finite = np.all(np.isfinite(q), axis=-1)
-    # unreachable points hold the last finite value (continuation runs across them)
-    idx = np.where(finite, np.arange(n).reshape((n,) + (1,) * (q.ndim - 2)), -1)
-    idx = np.maximum.accumulate(idx, axis=0)
-    held = np.take_along_axis(np.nan_to_num(q), np.maximum(idx, 0)[..., None], 0)
+    if place and not finite.all():
+        # unreachable points hold the last finite value (continuation runs across them)
+        idx = np.where(finite, np.arange(n).reshape((n,) + (1,) * (q.ndim - 2)), -1)
+        idx = np.maximum.accumulate(idx, axis=0)
+        held = np.take_along_axis(np.nan_to_num(q), np.maximum(idx, 0)[..., None], 0)
+    else:  # feasibility only: a segment with an unreachable point fails anyway
+        held = np.where(finite[..., None], q, 0.0)
     d = np.zeros_like(held)
     d[1:] = np.diff(held, axis=0)
     wide = checker.wide
-    d[..., wide] = np.remainder(d[..., wide] + math.pi, 2 * math.pi) - math.pi
+    d[..., wide] = wrap_pi(d[..., wide])
     d[starts] = 0.0
     out = held.copy()
     if np.any(wide):
