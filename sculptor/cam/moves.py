@@ -171,3 +171,25 @@ def merge_collinear(ps: Pass, tol_mm: float) -> Pass:
                 turntable_rad=ps.turntable_rad[idx], name=ps.name, operation=ps.operation,
                 strategy=ps.strategy, tool_id=ps.tool_id,
                 setup_turntable_deg=ps.setup_turntable_deg, stats=ps.stats)
+
+
+def split_long(ps: Pass, max_mm: float) -> Pass:
+    """The pass with every CUT move longer than ``max_mm`` cut into equal pieces (same
+    frame, feed and turntable angle): the arm's joints then change little between
+    neighbouring moves (the robot solver refuses big joint steps while cutting)."""
+    if ps.n_moves < 2 or max_mm <= 0:
+        return ps
+    seg = np.linalg.norm(np.diff(ps.position_mm, axis=0), axis=1)
+    k = np.ones(ps.n_moves, int)
+    k[1:] = np.where(ps.kind[1:] == MoveKind.CUT, np.ceil(seg / max_mm).astype(int), 1)
+    k = np.maximum(k, 1)
+    if (k == 1).all():
+        return ps
+    src = np.repeat(np.arange(ps.n_moves), k)  # each move i -> k[i] rows, ending at i
+    step = np.concatenate([np.arange(1, n + 1) / n for n in k])
+    prev = np.maximum(src - 1, 0)
+    pos = ps.position_mm[prev] + step[:, None] * (ps.position_mm[src] - ps.position_mm[prev])
+    return Pass(position_mm=pos, tool_frame=ps.tool_frame[src], feed_mm_s=ps.feed_mm_s[src],
+                kind=ps.kind[src], turntable_rad=ps.turntable_rad[src], name=ps.name,
+                operation=ps.operation, strategy=ps.strategy, tool_id=ps.tool_id,
+                setup_turntable_deg=ps.setup_turntable_deg, stats=ps.stats)

@@ -26,12 +26,13 @@ from scipy import ndimage
 from sculptor.artifacts.toolpath import MoveKind, Pass
 from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
 from sculptor.cam.moves import MoveList, gouge_frames, merge_collinear, resample_polyline, \
-    rotary_frame, turntable_for_facing
+    rotary_frame, split_long, turntable_for_facing
 from sculptor.cam.toolshape import gouge_body_points, to_piece
 from sculptor.profiles import GougeTool
 
 RAMP_ANGLE_DEG = 4.0
 CLEAR_MM = 3.0
+MAX_MOVE_MM = 30.0  # longest cutting move (longer ones are split: small joint steps)
 
 
 @dataclass
@@ -312,11 +313,13 @@ class Roughing:
         stats["stock_removed_mm3"] = removed * self.stock.voxel_mm ** 3
         stats["arm_unreachable_moves"] = int((~self.arm_reaches(setup, ml.since(0) @ R.T)
                                               ).sum())
-        return merge_collinear(ml.to_pass(
-            name=f"rough-{index}-{setup.name}", operation="rough",
-            strategy=self._strategy(setup), tool_id=self.tool.name,
-            setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats),
-            min(self.simplify / 2, self.allowance / 3))
+        p = ml.to_pass(name=f"rough-{index}-{setup.name}", operation="rough",
+                       strategy=self._strategy(setup), tool_id=self.tool.name,
+                       setup_turntable_deg=math.degrees(setup.turntable_rad), stats=stats)
+        if self.is_gouge:  # strokes: every point checked as planned (short moves already)
+            return p
+        return split_long(merge_collinear(p, min(self.simplify / 2, self.allowance / 3)),
+                          MAX_MOVE_MM)
 
     def _reach_cells(self, setup: Setup, xs, ys, cl, region, L: float) -> np.ndarray:
         """(ny, nx) bool: the arm reaches the tip at the level (bottom and top of the

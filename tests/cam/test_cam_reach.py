@@ -153,3 +153,17 @@ def test_merge_collinear_only_merges_cuts_with_one_frame():
     assert set(np.flatnonzero(m.kind == MoveKind.RAPID)) == {0, int(np.flatnonzero(
         m.position_mm[:, 0] == 20)[0])}
     assert {0.0, 19.0, 20.0, 29.0, 30.0, 49.0} <= set(m.position_mm[:, 0])
+
+
+def test_long_cuts_are_split_evenly():
+    from sculptor.cam.moves import split_long
+
+    pos = np.array([[0, 0, 0], [100, 0, 0], [105, 0, 0], [105, 50, 0.0]])
+    p = Pass(name="t", operation="rough", strategy="x", tool_id="flat-10mm",
+             position_mm=pos, tool_frame=np.broadcast_to(np.eye(3), (4, 3, 3)),
+             feed_mm_s=np.ones(4), kind=np.array([0, 2, 2, 0]), turntable_rad=np.zeros(4))
+    q = split_long(p, 30.0)
+    np.testing.assert_allclose(q.position_mm[:, 0], [0, 25, 50, 75, 100, 105, 105])
+    assert q.kind.tolist() == [0, 2, 2, 2, 2, 2, 0]  # the long rapid stays one move
+    seg = np.linalg.norm(np.diff(q.position_mm, axis=0), axis=1)
+    assert seg[q.kind[1:] == MoveKind.CUT].max() <= 30.0
