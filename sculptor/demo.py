@@ -41,11 +41,11 @@ class DemoSize:
     @classmethod
     def named(cls, name: str) -> "DemoSize":
         if name == "full":
-            return cls(scans=("*",), prepare_res=64, height_mm=400.0, cam_quality="draft",
-                       sim_res_mm=1.0)
+            return cls(scans=("*",), prepare_res=64, height_mm=360.0, cam_quality="draft",
+                       sim_res_mm=0.5)
         if name == "quick":
             return cls(scans=("bun000.ply", "bun045.ply", "bun090.ply", "bun315.ply"),
-                       prepare_res=32, height_mm=320.0, cam_quality="draft", sim_res_mm=2.0)
+                       prepare_res=32, height_mm=300.0, cam_quality="draft", sim_res_mm=2.0)
         raise UserError(f"unknown demo size '{name}'; use full or quick")
 
 
