@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import trimesh
@@ -23,8 +24,9 @@ from sculptor.artifacts.program import RobotProgram
 from sculptor.artifacts.sim_report import FailedMove, SimReport
 from sculptor.artifacts.toolpath import MoveKind, Toolpath
 from sculptor.errors import UserError
-from sculptor.profiles import CellProfile, load_cell, load_robot, load_tool
+from sculptor.profiles import CellProfile, RotaryTool, load_cell, load_robot, load_tool
 from sim import carve as carve_mod
+from sim import dexel
 from sim.deviation import DEFAULT_TOLERANCE_MM, DesignDistance, carved_mesh, deviation_figures
 
 # a gouge is reported when the carved surface lies this much inside the design beyond
@@ -140,9 +142,14 @@ def _clean_stale(job_dir: Path) -> None:
 
 # ------------------------------------------------------------------------------ main
 def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
-                   tolerance_mm: float = DEFAULT_TOLERANCE_MM) -> SimReport:
+                   tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+                   engine: Literal["auto", "voxel"] = "auto") -> SimReport:
     """Simulate JOB and write ``JOB/sim/`` (carved.stl, report.json/.md, deviation.png,
-    front/side/top.png, preview.html). Returns the report."""
+    front/side/top.png, preview.html). Returns the report.
+
+    engine "auto" carves fixed-axis rotary passes with sheared dexels (:mod:`sim.dexel`)
+    and the rest with the voxel engine (:mod:`sim.carve`); "voxel" uses the voxel engine
+    for every pass (the reference the dexel engine is tested against)."""
     from sim import preview, replay, stills
 
     job_dir = Path(job_dir)
@@ -159,17 +166,26 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
     timings = {}
 
     # ---------------------------------------------------------------- carving
+    # fixed-axis rotary passes (roughing): sheared dexels; others: the voxel engine
+    axes = [dexel.pass_axis(p.tool_frame)
+            if isinstance(t, RotaryTool) and engine == "auto" else None
+            for p, t in zip(tp.passes, sj.tools)]
     cutters = [carve_mod.make_cutter(t, res_mm) for t in sj.tools]
-    subs = [carve_mod.subdivide(p.position_mm, p.tool_frame, p.kind, c)
-            for p, c in zip(tp.passes, cutters)]
-    total = sum(len(s.a) for s in subs)
+    subs = [None if ax is not None else
+            carve_mod.subdivide(p.position_mm, p.tool_frame, p.kind, c)
+            for p, c, ax in zip(tp.passes, cutters, axes)]
+    total = sum(p.n_moves if s is None else len(s.a) for p, s in zip(tp.passes, subs))
     removed_per_pass: list[np.ndarray] = []
     materials: list | None = [] if sj.program is not None else None
     with _progress(progress) as bar:
         task = bar.add_task("carving", total=total) if bar else None
-        for i, (p, s, c) in enumerate(zip(tp.passes, subs, cutters)):
+        for i, (p, s, c, ax) in enumerate(zip(tp.passes, subs, cutters, axes)):
             cb = (lambda k: bar.advance(task, k)) if bar else None
-            removed_per_pass.append(carve_mod.carve_pass(grid, s, c, p.n_moves, cb))
+            if ax is not None:
+                rem = dexel.carve_pass_dexel(grid, p.position_mm, p.kind, ax, sj.tools[i], cb)
+            else:
+                rem = carve_mod.carve_pass(grid, s, c, p.n_moves, cb)
+            removed_per_pass.append(rem)
             if materials is not None:
                 materials.append(replay.MaterialField.from_occupancy(
                     grid.as_numpy(), grid.origin, grid.res))
@@ -189,6 +205,7 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
         cen = grid.centres(torch.as_tensor(flat[s0:s0 + 4_000_000])).numpy()
         rest_vox += int((dist(cen) > tolerance_mm).sum())
     material = deviation_figures(mesh, d, rest_vox, grid.res, tolerance_mm)
+    material["carve_engine_per_pass"] = ["dexel" if ax is not None else "voxel" for ax in axes]
     material["stock_volume_mm3"] = round(stock_volume, 1)
     material["carved_volume_mm3"] = round(grid.volume_mm3, 1)
     material["removed_volume_mm3"] = round(stock_volume - grid.volume_mm3, 1)
