@@ -7,7 +7,12 @@
    points per second of each and the CL height difference on continuous regions (grid
    points whose CL differs from its neighbours by < 1 mm, both tools finding contact).
 
+3. ``--job DESIGN``: a whole draft job (``sculptor cam --quality draft``, gouge-12mm with
+   flat-10mm roughing in kuka-kr6-r900-turntable) planned and then solved by the robot
+   solver: planning time, moves, path length, valid ratio and solve time.
+
     .venv/bin/python benchmarks/bench_cam.py [--mesh ../shared/data/meshes/nefertiti.obj]
+        [--finish-only] [--job DESIGN [--stock XxYxZ] [--out DIR]]
 """
 
 from __future__ import annotations
@@ -92,17 +97,53 @@ def bench_ocl(m, line_mm: float = 2.0, sample_mm: float = 0.25) -> dict:
             "ocl_threads": int(ocl.max_threads())}
 
 
+def bench_job(design: Path, stock: str | None, out: Path) -> None:
+    from sculptor.artifacts import Toolpath
+    from sculptor.cam import plan_job
+    from sculptor.robot import solve_program
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    plan_job(design, out, stock=stock, quality="draft", progress=False)
+    t_cam, c_cam = time.perf_counter() - t0, time.process_time() - c0
+    import json
+
+    s = json.loads((out / "summary.json").read_text())
+    tp = Toolpath.load(out / "job.json")
+    rough = sum(p.n_moves for p in tp.passes if p.operation == "rough")
+    print(f"cam {design.name} (stock {stock or 'cell default'}): {t_cam:.1f} s wall "
+          f"({c_cam:.1f} s CPU), {tp.n_moves} moves ({rough} roughing), path "
+          f"{s['total']['path_length_mm'] / 1000:.0f} m (cutting "
+          f"{s['total']['cutting_length_mm'] / 1000:.0f} m), {s['total']['strokes']} strokes "
+          f"({s['finishing'].get('across_grain_strokes', 0)} across the grain), "
+          f"setups {s['roughing']['setups']}, max gouge {s['max_gouge_mm']} mm, "
+          f"arm-unreachable stroke points {s['finishing'].get('arm_unreachable_points')}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    prog = solve_program(tp, tp.cell, progress=False)
+    print(f"robot solve: valid ratio {prog.valid_ratio:.5f}, {prog.n} program points, "
+          f"{time.perf_counter() - t0:.1f} s wall ({time.process_time() - c0:.1f} s CPU); "
+          f"failures {prog.failures[:2]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mesh", type=Path,
                     default=ROOT.parent / "shared" / "data" / "meshes" / "nefertiti.obj")
+    ap.add_argument("--finish-only", action="store_true", help="skip OpenCAMLib")
+    ap.add_argument("--job", type=Path, help="plan + solve a whole draft job for DESIGN")
+    ap.add_argument("--stock", default=None)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_cam_job"))
     a = ap.parse_args()
+    if a.job is not None:
+        bench_job(a.job, a.stock, a.out)
+        return
     m = load(a.mesh)
     print(f"mesh {a.mesh.name}: {len(m.faces)} triangles, {np.round(m.extents, 1)} mm")
     r = bench_finish(m)
     print(f"finish (8 side bands + top, ball-6mm, 0.25 mm sampling, scallop 0.2 mm): "
           f"{r['finish_s']:.1f} s wall ({r['cpu_s']:.1f} s CPU), {r['cl_points']} CL points, {r['moves']} moves, "
           f"stepover {r['stepover_mm']:.2f} mm  (target < 30 s)")
+    if a.finish_only:
+        return
     o = bench_ocl(m)
     print(f"3-axis drop-cutter, {o['points']} points: sculptor {o['ours_s']:.2f} s "
           f"({o['ours_pts_s']:.0f} pts/s), OpenCAMLib BatchDropCutter {o['ocl_s']:.2f} s "
