@@ -165,9 +165,11 @@ def post_job(job: Path, dialect: str, out: Path, *, cell: str | None = None,
         program.job_sha256 = job_sha
         program.provenance.parameters["solve_key"] = key
         program.save(job / "program.json")
+    if program.machine != "robot" or not png.is_file() or png.stat().st_mtime_ns < (
+            job / "program.json").stat().st_mtime_ns:
         from sculptor.robot.plot import plot_program
 
-        png = plot_program(program, job / "program.png", a5_margin_deg)
+        png = plot_program(program, png, a5_margin_deg)
     if program.failures and program.valid_ratio == 0.0 and program.machine == "robot":
         raise UserError(f"no move of {job} is reachable by {program.robot} in cell "
                         f"{program.cell} ({program.failures[0]['reason']}): the stock is out "

@@ -136,8 +136,10 @@ def test_second_dialect_reuses_the_solved_program(tmp_path):
     tp.save(job / "job.json")
     assert _run(job, "--dialect", "krl", "--out", tmp_path / "a.src")[0] == 0
     stamp = (job / "program.json").stat().st_mtime_ns
+    (job / "program.png").unlink()
     assert _run(job, "--dialect", "gcode-joint", "--out", tmp_path / "a.gcode")[0] == 0
     assert (job / "program.json").stat().st_mtime_ns == stamp  # not solved again
+    assert (job / "program.png").is_file()  # but its plot is drawn again when missing
     # another parameter (or job, cell, profile, solver) solves afresh
     assert _run(job, "--dialect", "gcode-joint", "--out", tmp_path / "b.gcode",
                 "--a5-margin-deg", "12")[0] == 0
