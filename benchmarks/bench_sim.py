@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--res-mm", type=float, default=0.5)
     ap.add_argument("--job", type=Path, help="simulate this job instead of building one")
     ap.add_argument("--keep", type=Path, help="build the job here and keep it")
+    ap.add_argument("--engine", choices=["auto", "voxel"], default="auto",
+                    help="auto: dexels for fixed-axis rotary passes; voxel: the reference")
     a = ap.parse_args()
     import torch
 
@@ -224,11 +226,15 @@ def main() -> None:
     print(f"job: {len(tp.passes)} passes, {tp.n_moves} moves, path {sum(lengths) / 1000:.1f} m, "
           f"stock {tp.stock.size_mm} mm; torch threads {torch.get_num_threads()}")
     t = time.perf_counter()
-    rep = run_simulation(job, res_mm=a.res_mm, progress=False)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rep = run_simulation(job, res_mm=a.res_mm, progress=False, engine=a.engine)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    print(f"res {a.res_mm} mm: wall {wall:.1f} s (timings {rep.robot.get('timings_s')}), "
-          f"peak RSS {peak:.2f} GB, verdict {'GO' if rep.go else 'NO-GO'}")
+    ru2 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime
+    peak = ru2.ru_maxrss / 1024 ** 2
+    print(f"res {a.res_mm} mm: wall {wall:.1f} s, CPU {cpu:.1f} s (timings "
+          f"{rep.robot.get('timings_s')}), peak RSS {peak:.2f} GB, "
+          f"verdict {'GO' if rep.go else 'NO-GO'}; engines {rep.material.get('carve_engine_per_pass')}")
     print(f"removed {rep.material['removed_volume_mm3'] / 1e6:.2f} dm3, max gouge "
           f"{rep.material['max_gouge_mm']} mm, rest max {rep.material['rest_max_mm']} mm, "
           f"cycle {rep.cycle_time_s} s")

@@ -265,10 +265,14 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
         warnings.append(f"{tp.machine} job: no robot program to replay (cell travel is "
                         "checked by the CNC post)")
     reason_counts: dict[str, int] = {}
+    where: dict[str, list[tuple[int, int]]] = {}
     for f in failed:
         key = f.reason.split(" (")[0]
         reason_counts[key] = reason_counts.get(key, 0) + 1
+        where.setdefault(key, []).append((f.pass_index, f.move_index))
     robot_fig["failed_moves_by_reason"] = reason_counts
+    robot_fig["failed_move_ranges_by_reason"] = {k: move_ranges(v, tp)
+                                                 for k, v in where.items()}
     robot_fig["failed_moves_total"] = len(failed)
     robot_fig["timings_s"] = timings
 
@@ -293,6 +297,22 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
         rep.save(out / files["report"])
         atomic_write_text(out / files["summary"], report_markdown(rep))
     return rep
+
+
+def move_ranges(moves: list[tuple[int, int]], tp: Toolpath, limit: int = 5) -> list[str]:
+    """(pass, move) pairs -> the first ``limit`` runs as 'pass P (name) moves a-b', and
+    how many more runs follow."""
+    runs: list[list[int]] = []
+    for pi, mi in sorted(set(moves)):
+        if runs and runs[-1][0] == pi and runs[-1][2] == mi - 1:
+            runs[-1][2] = mi
+        else:
+            runs.append([pi, mi, mi])
+    out = [f"pass {pi} ({tp.passes[pi].name}) move{'s' if a != b else ''} "
+           f"{a if a == b else f'{a}-{b}'}" for pi, a, b in runs[:limit]]
+    if len(runs) > limit:
+        out.append(f"and {len(runs) - limit} more runs")
+    return out
 
 
 class _NoBar:
@@ -346,6 +366,10 @@ def report_markdown(rep: SimReport) -> str:
             lines.append("| singularity margin | " + ", ".join(f"{k} {v}" for k, v in sm.items())
                          + " |")
     if rep.failed_moves:
+        lines += ["", "Where it fails (runs of moves per reason):"]
+        for key, n in (r.get("failed_moves_by_reason") or {}).items():
+            runs = (r.get("failed_move_ranges_by_reason") or {}).get(key, [])
+            lines.append(f"- {key}: {n} moves; " + "; ".join(runs))
         lines += ["", f"Failing moves ({r.get('failed_moves_total')}, first 10; all in "
                   "report.json):"]
         lines += [f"- pass {f.pass_index} move {f.move_index}: {f.reason}"
