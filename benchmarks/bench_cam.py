@@ -140,7 +140,8 @@ def main() -> None:
     print(f"mesh {a.mesh.name}: {len(m.faces)} triangles, {np.round(m.extents, 1)} mm")
     r = bench_finish(m)
     print(f"finish (8 side bands + top, ball-6mm, 0.25 mm sampling, scallop 0.2 mm): "
-          f"{r['finish_s']:.1f} s wall ({r['cpu_s']:.1f} s CPU), {r['cl_points']} CL points, {r['moves']} moves, "
+          f"{r['finish_s']:.1f} s wall ({r['cpu_s']:.1f} s CPU), {r['cl_points']} CL points, "
+          f"{r['moves']} moves, "
           f"stepover {r['stepover_mm']:.2f} mm  (target < 30 s)")
     if a.finish_only:
         return

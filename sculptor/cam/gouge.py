@@ -21,6 +21,11 @@ handle in a hollow); if no rake up to 70 deg clears it, the stroke is lifted off
 surface there (<= 1 mm, counted as material left) or split and the spot reported as
 unreachable. Where the roughing left more than the chip depth, outer layers of the same
 stroke are cut first, each at most ``max_chip_depth_mm`` deep.
+
+On a robot cell every stroke point, lead-in, lift-out and detour is checked for the arm
+(sculptor.cam.reach) at the band's turntable angle; where the arm cannot cut downhill the
+spot is cut across the grain (horizontal strokes, either direction), else left and
+reported.
 """
 
 from __future__ import annotations

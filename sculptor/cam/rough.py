@@ -9,10 +9,16 @@ CL < L + stepdown and there is stock within reach (rest roughing: the voxel stoc
 says what earlier setups left); the tip follows max(L, CL), so no terraces are left.
 Paths on a level are contour-parallel: iso-lines of the distance to the region's edge
 (one step-over apart), simplified with shapely, entered by a ramp (helix on short loops).
-Setups are picked greedily from candidate angles (every 30 deg, tilted towards the robot,
+Setups are picked greedily from candidate angles (every 30 or 45 deg, level and tilted 45 deg,
 plus the top) by the stock volume each would remove, at least ``min_setups`` of them.
 A gouge as roughing tool cuts the same level regions with parallel strokes, chip depth
 ``max_chip_depth_mm`` per level.
+
+On a robot cell (``reach``: sculptor.cam.reach.ReachCheck) setups count only the wood the
+arm reaches, level regions keep only cells it reaches with no unreachable wood above them,
+regions never enclose a pose it cannot take (a corridor is cut to the edge: loops round the
+wrist singularity wind axes 4 and 6), and every path is checked move by move before it is
+kept. Long cutting moves are split (``MAX_MOVE_MM``) so the joints step little.
 """
 
 from __future__ import annotations
