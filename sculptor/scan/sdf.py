@@ -22,6 +22,9 @@ The result is clipped to +-truncation; values are mm, negative inside.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import ndimage
 
@@ -32,7 +35,16 @@ BAND_MARGIN_VOXELS = 1.0  # a seed voxel's centre is within sqrt(3)/2 voxel of i
 SHELL_VOXELS = 1.5  # band voxels this close get their own sign vote; the rest vote by region
 SIGN_RAYS = 7
 REGION_SAMPLES = 64
-CHUNK = 40_000
+CHUNK = 20_000
+MAX_WORKERS = 8
+
+
+def _workers() -> int:
+    """Threads for the distance chunks: the cores this process may use, at most 8."""
+    try:
+        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -180,7 +192,8 @@ def mesh_sdf_grid(mesh, world_from_voxel: np.ndarray, res: int,
         tri = vertices[faces].astype(np.float32)  # (F, 3, 3)
         p = (bidx * h + origin).astype(np.float32)
         dist = np.empty(len(p), np.float32)
-        for s in range(0, len(p), CHUNK):
+
+        def chunk(s: int) -> None:
             sv = seeds7[s:s + CHUNK]
             first = np.ones(sv.shape, bool)
             first[:, 1:] = sv[:, 1:] != sv[:, :-1]
@@ -192,6 +205,10 @@ def mesh_sdf_grid(mesh, world_from_voxel: np.ndarray, res: int,
             d2 = np.min(np.einsum("ijk,ijk->ij", q - ps, q - ps), axis=1)
             starts = np.concatenate([[0], np.cumsum(first.sum(axis=1))[:-1]])
             dist[s:s + CHUNK] = np.sqrt(np.minimum.reduceat(d2, starts))
+
+        # numpy releases the GIL in these array operations: chunks run on every core
+        with ThreadPoolExecutor(_workers()) as pool:
+            list(pool.map(chunk, range(0, len(p), CHUNK)))
         near = dist <= SHELL_VOXELS * h
         sign = np.ones(len(p), np.float32)
         sign[near] = np.where(caster.inside(p[near]), -1.0, 1.0)
