@@ -401,13 +401,7 @@ def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, p
     if prev is not None:
         seg = np.linspace(prev, lead_hi, max(2, int(np.linalg.norm(lead_hi - prev) / 4) + 2))
         if query.near_distance(seg, 4.0).min() < 4.0:  # go round: out along f and back in
-            way = None
-            for dist in (40.0, 25.0, 60.0):
-                two = np.array([prev + f * dist, lead_hi + f * dist])
-                if reach is None or reach.ok(two, np.broadcast_to(fr[0], (2, 3, 3)),
-                                             theta).all():
-                    way = two
-                    break
+            way = _detour(query, reach, prev, lead_hi, f, fr[0], theta)
             if way is None:
                 return prev, False
             ml.add(way, fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
@@ -416,6 +410,26 @@ def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, p
     ml.add(pos[1:], fr[1:], tool.feed_mm_s, MoveKind.CUT, theta)
     ml.add(out[None], fr[-1], tool.feed_mm_s, MoveKind.RETRACT, theta)
     return out, True
+
+
+def _detour(query, reach, a, b, f, frame, theta, clear_mm: float = 4.0):
+    """Two rapid points that take the gouge from ``a`` out along f, across and back in to
+    ``b``: the shortest of 10, 20, 40, 60 mm out whose path keeps ``clear_mm`` from the
+    design (ends excepted) and that the arm reaches; else the first reachable of 40, 25,
+    60 mm (unchecked clearance, as far out as the arm allows); None if none is."""
+    cands = []
+    for dist in (10.0, 20.0, 40.0, 60.0):
+        two = np.array([a + f * dist, b + f * dist])
+        legs = [np.linspace(p, q, max(3, int(np.linalg.norm(q - p) / 3) + 2))
+                for p, q in ((a, two[0]), (two[0], two[1]), (two[1], b))]
+        path = np.concatenate([legs[0][2:], legs[1], legs[2][:-2]])
+        if len(path) == 0 or query.near_distance(path, clear_mm).min() >= clear_mm:
+            cands.append(two)
+    cands += [np.array([a + f * d, b + f * d]) for d in (40.0, 25.0, 60.0)]
+    for two in cands:
+        if reach is None or reach.ok(two, np.broadcast_to(frame, (2, 3, 3)), theta).all():
+            return two
+    return None
 
 
 def _tangent(pos, i):
