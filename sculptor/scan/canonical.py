@@ -3,13 +3,15 @@
 Piece frame (see `sculptor.artifacts.sdf`): mm, +Z up, base plane at z = 0, base centred
 on the origin. The base is found, in order of preference, as
 
-1. ``ransac``: the largest plane (RANSAC) that *supports* the piece: at least 99% of the
+1. ``flat_base``: the flat face at an extreme of the piece it stands on (see
+   `_flat_base`; Igea on her neck, Nefertiti on her shoulders, not on her crown's top);
+2. ``ransac``: the largest plane (RANSAC) that *supports* the piece: at least 99% of the
    vertices lie on one side of it, and its inliers span a real footprint;
-2. ``open_base``: a mesh scanned standing (open at the base): the plane through most
+3. ``open_base``: a mesh scanned standing (open at the base): the plane through most
    of its hole boundaries, the piece on one side;
-3. ``stable_face``: the convex hull facet on which the piece stands stably (centre of
+4. ``stable_face``: the convex hull facet on which the piece stands stably (centre of
    mass inside the facet) with the most of its own surface touching the floor;
-4. ``principal_axes``: the longest principal axis is vertical, the heavier end down.
+5. ``principal_axes``: the longest principal axis is vertical, the heavier end down.
 
 Yaw is fixed by the principal axes of the footprint (largest spread along +X).
 """
@@ -61,15 +63,20 @@ def _frame_from_up(up: np.ndarray) -> np.ndarray:
 
 
 def _flat_base(mesh, extent: float) -> np.ndarray | None:
-    """Up vector of the largest flat face the piece can rest on, or None.
+    """Up vector of the flat face the piece stands on, or None.
 
-    Candidate down directions are the peaks of the area-weighted face-normal histogram
-    (either sign: the winding of an open scan is not trusted). For each, the base is the
-    mesh area that faces that way (within FLAT_ANGLE_DEG) and lies within FLAT_TOL of the
-    extreme plane: a sawn or carved base, however rough, not a curved side touching the
-    floor along a line. It must span MIN_BASE_FRACTION of the extent, be at least
-    MIN_FLAT_AREA of the piece's area, and carry the centre of mass (stable).
+    Candidate down directions are the file's -Y and -Z and the peaks of the area-weighted
+    face-normal histogram (both signs). For each, the base is the mesh area that faces
+    that way (within FLAT_ANGLE_DEG) and lies within FLAT_TOL of the extreme plane: a sawn
+    or carved base, however rough, not a curved side touching the floor along a line; it
+    must span MIN_BASE_FRACTION of the extent. A base whose up is within FILE_UP_DEG of the
+    file's +Y or +Z (scanners and modelling tools write y-up or z-up) wins when it holds
+    MIN_FLAT_AREA of the surface, stable or not (a bust broken at the neck stands on a
+    mount); otherwise the largest stable base (centre of mass over it) holding
+    LARGE_FLAT_AREA. The file's axes only choose among real flat bases: a piece whose
+    file axes are arbitrary still gets its largest stable flat base.
     """
+    from scipy.spatial import cKDTree
     from shapely.geometry import MultiPoint, Point
 
     n = np.asarray(mesh.face_normals)
@@ -82,8 +89,6 @@ def _flat_base(mesh, extent: float) -> np.ndarray | None:
     phi, z = np.pi * (1 + 5**0.5) * k, 1 - k / NORMAL_BINS  # upper hemisphere
     dirs = np.stack([np.sqrt(1 - z**2) * np.cos(phi), np.sqrt(1 - z**2) * np.sin(phi), z], 1)
     folded = n * np.where(n[:, 2:3] < 0, -1.0, 1.0)
-    from scipy.spatial import cKDTree
-
     _, b = cKDTree(np.concatenate([dirs, -dirs])).query(folded)
     b %= NORMAL_BINS
     hist = np.bincount(b, weights=area, minlength=NORMAL_BINS)
