@@ -254,6 +254,8 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
     while qi < len(queue):
         s, is_across = queue[qi]
         qi += 1
+        if progress:
+            progress()
         pos, fr, rake, lift, ok, pen = check_stroke(query, tool, s.points, s.normals,
                                                     cut_local, body_local)
         if reach is not None:
@@ -299,8 +301,6 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             report["lifted_points"] += int(np.sum(lift[part] > 0))
             report["max_lift_mm"] = max(report["max_lift_mm"], float(lift[part].max()))
             by_band.setdefault(s.band, []).append((pos[part], fr[part], s.normals[part]))
-        if progress:
-            progress()
     for k, pts in missed.items():
         pts = np.concatenate(pts)
         if k in reached:

@@ -175,11 +175,19 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                 query, bands, ftool, g, spacing, q.row_mm, q.stroke_step_mm,
                 on_band=lambda: prog.advance(task))
             task = prog.add_task("finishing: gouge check", total=len(strokes))
+            n_check = [len(strokes)]
+
+            def across(k, pts):  # strokes across the grain, counted in the progress bar
+                extra = gouge_finish.across_strokes(query, bands, k, ftool, spacing,
+                                                    q.row_mm, q.stroke_step_mm, pts)
+                n_check[0] += len(extra)
+                prog.update(task, total=n_check[0])
+                return extra
+
             fp, frep = gouge_finish.finish_passes(
                 query, smodel, bands, ftool, strokes, progress=lambda: prog.advance(task),
                 max_layers=q.max_layers, reach=ReachCheck(cellp, ftool, margin_deg=3.0),
-                across=lambda k, pts: gouge_finish.across_strokes(
-                    query, bands, k, ftool, spacing, q.row_mm, q.stroke_step_mm, pts))
+                across=across)
             frep["stroke_spacing_mm"] = round(spacing, 3)
             frep["too_short_area_mm2"] = round(short, 0)
             unreach = np.asarray(frep.pop("unreachable_points"), float).reshape(-1, 3)
