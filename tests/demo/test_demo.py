@@ -13,7 +13,8 @@ import trimesh
 
 from sculptor.artifacts import Toolpath
 
-pytestmark = pytest.mark.slow  # the whole chain: a few minutes on 2 cores
+pytestmark = [pytest.mark.slow,  # the whole chain: a few minutes on 2 cores
+              pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
