@@ -5,7 +5,8 @@ Public API (other stages call these):
 - `register_scans(paths, out, units="auto", progress=True) -> Registration`
 - `prepare_dataset(inputs, out, res=64, meta=None) -> DatasetManifest`
 - `mesh_sdf_grid(mesh, world_from_voxel, res, truncation_mm) -> (res, res, res) float32`
-- `virtual_scan(mesh, n_views=6, seed=0, noise_mm=0.2) -> list of (n, 3) arrays`
+- `virtual_scan(mesh, n_views=6, seed=0, noise_mm=0.2, return_poses=False) -> list of (n, 3)
+  arrays` (with `return_poses`: `(scans, scan_from_mesh (4, 4) each)`)
 - `canonical_pose(mesh) -> (mesh_upright, piece_from_input (4, 4))`
 
 Heavy modules are imported when used, so `import sculptor.scan` stays cheap.

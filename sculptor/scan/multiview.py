@@ -90,6 +90,12 @@ def _pair_terms(a: ViewSamples, b: ViewSamples, b_from_a: np.ndarray, dist: floa
     return src[ok], j[ok]
 
 
+def _motion(twist: np.ndarray, view: ViewSamples) -> float:
+    """Bound (mm) on how far a twist (rotvec, translation) moves the view's points."""
+    return float(np.linalg.norm(twist[3:])
+                 + np.linalg.norm(twist[:3]) * np.ptp(view.points, axis=0).max())
+
+
 def refine_multiview(poses: list, views: dict[int, ViewSamples], ref: int, fine: float,
                      dists: tuple[float, ...] | None = None
                      ) -> tuple[list[float], list[float]]:
@@ -147,6 +153,11 @@ def refine_multiview(poses: list, views: dict[int, ViewSamples], ref: int, fine:
                             H[col[a]:col[a] + 6, col[b]:col[b] + 6] += (Ja * w[:, None]).T @ Jb
             H += np.eye(len(H)) * 1e-9 * np.trace(H) / len(H)
             delta = -np.linalg.solve(H, g)
+            # a near-symmetric piece leaves near-null directions (views sliding about its
+            # axis): never move a point further in one step than the matching distance
+            motion = max(_motion(delta[col[k]:col[k] + 6], views[k]) for k in free)
+            if motion > dist:
+                delta *= dist / motion
             step = 0.0
             for k in free:
                 x = delta[col[k]:col[k] + 6]
@@ -154,8 +165,7 @@ def refine_multiview(poses: list, views: dict[int, ViewSamples], ref: int, fine:
                 m[:3, :3] = Rotation.from_rotvec(x[:3]).as_matrix()
                 m[:3, 3] = c + x[3:] - m[:3, :3] @ c
                 poses[k] = m @ poses[k]
-                ext = np.ptp(views[k].points, axis=0).max()
-                step = max(step, np.linalg.norm(x[3:]) + np.linalg.norm(x[:3]) * ext)
+                step = max(step, _motion(x, views[k]))
             if step < STOP_STEP * fine:
                 break
     matched: dict[int, list] = {k: [] for k in placed}

@@ -6,7 +6,11 @@ Chain (open3d, numpy, scipy):
    oriented towards its estimated viewpoint (a single-view scan bulges towards its
    camera), FPFH features;
 2. every pair: FPFH + RANSAC (mutual matches, edge-length and distance checkers), then
-   point-to-plane ICP with a Tukey kernel;
+   point-to-plane ICP with a Tukey kernel. When that pose is not plausible (see 3) and
+   both scans are elongated (smooth, near rotationally symmetric standing pieces, where
+   FPFH matches slide), poses about the scans' long axis lines are swept instead
+   (`axis_sweep`: the line is where the surface normals meet) and the best by
+   point-to-plane residual ratio is kept;
 3. pair results are verified by cycle consistency: an edge is kept when it closes at least
    one triangle ``i -> j -> k -> i`` with two other edges to within 5 deg / 3 v. A wrong
    alignment (a symmetric mirror of the back of a piece, or a scan of another object)
@@ -39,6 +43,13 @@ MIN_PAIR_FITNESS = 0.1
 # RMS point-to-plane residual / correspondence distance: true overlaps of the real bunny
 # scans <= 0.18, false alignments >= 0.45 (crossing surfaces look like uniform residuals)
 MAX_PLANE_RATIO = 0.3
+# rotations tried about the piece's long axis when FPFH finds no plausible alignment
+AXIS_SWEEP_STEPS = 12
+AXIS_SWEEP_KEEP = 2
+AXIS_SWEEP_ICP_ITERS = 10  # per stage; the kept poses get the full v/2 ICP
+# ... only when both scans are elongated (spread along the long axis / across it): the
+# corpus pieces' views >= 3.6, the bunny's <= 1.9 (no well-defined axis, FPFH works there)
+AXIS_MIN_ELONGATION = 2.5
 
 Method = str  # registry key, see GLOBAL_METHODS
 
@@ -133,6 +144,78 @@ def _fgr_fpfh(src, dst, fs, fd, voxel: float, max_iter: int):
 GLOBAL_METHODS = {"fpfh_ransac": _ransac_fpfh, "fpfh_fgr": _fgr_fpfh}
 
 
+def long_axis(cloud) -> tuple[np.ndarray, np.ndarray]:
+    """(point (3,), unit direction (3,)) of a scan's long axis line.
+
+    The direction is the axis of largest spread. The line is placed where the surface
+    normals (projected across the axis) meet: every normal of a surface of revolution
+    crosses its axis, so a partial view of a near-symmetric piece still finds it (the
+    centroid of the view lies off the axis, towards the scanner). Along the axis the
+    point sits level with the centroid.
+    """
+    x, nrm = np.asarray(cloud.points), np.asarray(cloud.normals)
+    c = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - c, full_matrices=False)
+    a = vt[0]
+    n = nrm - np.outer(nrm @ a, a)
+    w = np.linalg.norm(n, axis=1)
+    keep = w > 0.3
+    n, x = n[keep] / w[keep, None], x[keep]
+    across = np.eye(3)[None] - n[:, :, None] * n[:, None, :]  # (k, 3, 3) I - n n^T
+    lhs = across.sum(axis=0) + np.outer(a, a) * max(len(n), 1)
+    rhs = np.einsum("kij,kj->i", across, x) + a * (a @ c) * max(len(n), 1)
+    return np.linalg.solve(lhs, rhs), a
+
+
+def _elongation(points: np.ndarray) -> float:
+    """Spread along the long axis / spread along the second axis (singular values)."""
+    s = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
+    return float(s[0] / max(s[1], 1e-12))
+
+
+def _rotation_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking unit vector a onto unit vector b."""
+    from scipy.spatial.transform import Rotation
+
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(a @ b)
+    if s < 1e-9:  # parallel or opposite: any perpendicular axis
+        if c > 0:
+            return np.eye(3)
+        axis = np.cross(a, np.eye(3)[np.argmin(np.abs(a))])
+        return Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.pi).as_matrix()
+    return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
+
+
+def axis_sweep(src, dst, voxel: float, steps: int = AXIS_SWEEP_STEPS) -> list[np.ndarray]:
+    """dst_from_src hypotheses, best first: long axis lines matched (both senses), the turn
+    about it swept in ``steps``, each refined by coarse point-to-plane ICP and ranked by
+    its point-to-plane residual ratio (pairs with fitness below MIN_PAIR_FITNESS dropped).
+    """
+    from scipy.spatial.transform import Rotation
+
+    ps, a_s = long_axis(src)
+    pd, a_d = long_axis(dst)
+    found = []
+    for sense in (1.0, -1.0):
+        onto = _rotation_onto(a_s, sense * a_d)
+        for k in range(steps):
+            rot = Rotation.from_rotvec(a_d * 2 * np.pi * k / steps).as_matrix() @ onto
+            m = np.eye(4)
+            m[:3, :3], m[:3, 3] = rot, pd - rot @ ps
+            m, _, _ = icp(src, dst, m, 4 * voxel, 2 * voxel, iters=AXIS_SWEEP_ICP_ITERS)
+            m, fit, _ = icp(src, dst, m, 1.5 * voxel, voxel, iters=AXIS_SWEEP_ICP_ITERS)
+            if fit >= MIN_PAIR_FITNESS:
+                found.append((plane_residual(src, dst, m, 1.5 * voxel), m))
+    found.sort(key=lambda f: f[0])
+    best: list[np.ndarray] = []
+    for _, m in found:  # distinct poses only
+        if all(rot_angle_deg(np.linalg.inv(b) @ m) > CYCLE_ROT_DEG
+               or np.linalg.norm(b[:3, 3] - m[:3, 3]) > CYCLE_TRANS_VOXELS * voxel for b in best):
+            best.append(m)
+    return best
+
+
 def icp(src, dst, init: np.ndarray, dist: float, kernel_scale: float, iters: int = 30):
     """Point-to-plane ICP with a Tukey kernel: (dst_from_src (4,4), fitness, rmse)."""
     reg = _o3d().pipelines.registration
@@ -188,6 +271,7 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
     coarse = [preprocess(p, voxel) for p in scans_mm]
     medium = [preprocess(p, voxel / 2, features=False)[0] for p in scans_mm]
     global_fn = GLOBAL_METHODS[method]
+    elongation = [_elongation(np.asarray(c[0].points)) for c in coarse]
 
     # 2. all pairs
     pairs: dict[tuple[int, int], PairResult] = {}
@@ -197,6 +281,15 @@ def register_points(scans_mm: list[np.ndarray], method: Method = "fpfh_ransac", 
         m, _, _ = icp(s, d, init, 1.5 * voxel, voxel)
         m, fit, rmse = icp(medium[i], medium[j], m, 0.75 * voxel, 0.75 * voxel)
         ratio = plane_residual(medium[i], medium[j], m, 0.75 * voxel) / (0.75 * voxel)
+        if (not (fit >= MIN_PAIR_FITNESS and ratio < MAX_PLANE_RATIO)
+                and min(elongation[i], elongation[j]) >= AXIS_MIN_ELONGATION):
+            # smooth, near rotationally symmetric pieces: FPFH matches slide; try poses
+            # about the long axis instead, keep the best by point-to-plane ratio
+            for m2 in axis_sweep(s, d, voxel)[:AXIS_SWEEP_KEEP]:
+                m2, fit2, rmse2 = icp(medium[i], medium[j], m2, 0.75 * voxel, 0.75 * voxel)
+                r2 = plane_residual(medium[i], medium[j], m2, 0.75 * voxel) / (0.75 * voxel)
+                if fit2 >= MIN_PAIR_FITNESS and r2 < ratio:
+                    m, fit, rmse, ratio = m2, fit2, rmse2, r2
         pairs[(i, j)] = PairResult(i, j, m, fit, rmse, ratio=ratio,
                                    plausible=fit >= MIN_PAIR_FITNESS and ratio < MAX_PLANE_RATIO)
         if progress:

@@ -7,13 +7,15 @@ from scipy.spatial.transform import Rotation
 
 
 def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
-                 pixels: int = 256) -> list[np.ndarray]:
+                 pixels: int = 256, return_poses: bool = False):
     """Partial scans of ``mesh`` (trimesh.Trimesh, mm, +Z up) seen from ``n_views``
     viewpoints around it (even azimuths, alternating 15/35 degree elevation), each hit
     point jittered by ``noise_mm`` along its ray, and each scan then moved by its own
     random rigid motion (unknown pose, as a hand-held or turntable session gives).
 
-    Returns n_views arrays (n_i, 3) float64 in mm.
+    Returns n_views arrays (n_i, 3) float64 in mm; with ``return_poses`` also the true
+    poses, a list of (4, 4) ``scan_from_mesh`` (scan points = mesh-frame points moved by it),
+    as ``(scans, poses)``.
     """
     import open3d as o3d
 
@@ -23,7 +25,7 @@ def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
                         o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
     centre = mesh.bounds.mean(axis=0)
     radius = float(np.linalg.norm(mesh.extents)) * 1.5
-    scans = []
+    scans, poses = [], []
     for k in range(n_views):
         az = 2 * np.pi * k / n_views + rng.uniform(-0.1, 0.1)
         el = np.radians(15 if k % 2 == 0 else 35)
@@ -42,6 +44,9 @@ def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
         pts = r[ok, :3] + d * (t[ok, None] * np.linalg.norm(r[ok, 3:], axis=1, keepdims=True))
         pts = pts + d * rng.normal(0, noise_mm, (len(pts), 1))
         rot = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
-        pts = pts.astype(np.float64) @ rot.T + rng.uniform(-200, 200, 3)
-        scans.append(pts)
-    return scans
+        shift = rng.uniform(-200, 200, 3)
+        scans.append(pts.astype(np.float64) @ rot.T + shift)
+        scan_from_mesh = np.eye(4)
+        scan_from_mesh[:3, :3], scan_from_mesh[:3, 3] = rot, shift
+        poses.append(scan_from_mesh)
+    return (scans, poses) if return_poses else scans
