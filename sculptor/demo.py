@@ -44,7 +44,7 @@ class DemoSize:
             return cls(scans=("*",), prepare_res=64, height_mm=360.0, cam_quality="draft",
                        sim_res_mm=0.5)
         if name == "quick":
-            return cls(scans=("bun000.ply", "bun045.ply", "bun090.ply", "bun315.ply"),
+            return cls(scans=("bun000.ply", "bun090.ply", "bun180.ply", "bun270.ply"),
                        prepare_res=32, height_mm=300.0, cam_quality="draft", sim_res_mm=2.0)
         raise UserError(f"unknown demo size '{name}'; use full or quick")
 
@@ -93,15 +93,20 @@ def blank_for(design, margin_mm: float = 10.0, round_mm: float = 10.0) -> str:
     return f"{up(side)}x{up(side)}x{up(height)}"
 
 
-def write_overview(path: Path, pieces: list[tuple[str, Path]], px: int = 320) -> Path:
-    """One picture of the chain: each piece (front and three-quarter view) with a caption."""
+def write_overview(path: Path, pieces: list[tuple[str, Path, bool]], px: int = 320) -> Path:
+    """One picture of the chain: each piece (front and three-quarter view) with a caption;
+    a piece flagged True is shown in its canonical upright pose (registered scans are
+    in the frame of their first scan)."""
     import trimesh
 
     from sculptor.render import render_mesh, tile_sheet, write_png
+    from sculptor.scan.canonical import canonical_pose
 
     tiles, titles = [], []
-    for title, mesh_path in pieces:
+    for title, mesh_path, upright in pieces:
         mesh = trimesh.load(mesh_path, force="mesh")
+        if upright:
+            mesh, _ = canonical_pose(mesh)
         tiles.append([render_mesh(mesh, v, (px, px), background=(0.96, 0.96, 0.95))
                       for v in ("front", "three_quarter")])
         titles.append(title)
@@ -114,8 +119,9 @@ def demo_scans_dir() -> Path:
 
 
 def _moved_demo_scans(scan_dir: Path, seed: int, which: tuple[str, ...] = ("*",)):
-    """Copy the shipped scans into ``scan_dir``, each moved by its own random rigid motion
-    (so registration starts from unknown poses, as with a hand-held scanner).
+    """Copy the shipped scans into ``scan_dir``, each but the first moved by its own random
+    rigid motion (so registration starts from unknown poses, as with a hand-held scanner;
+    the first scan keeps the scanner's frame, whose up axis the upright pose uses).
 
     Returns (paths, true world_from_moved (4, 4) per scan in metres, points per scan).
     """
@@ -134,8 +140,10 @@ def _moved_demo_scans(scan_dir: Path, seed: int, which: tuple[str, ...] = ("*",)
     for name in names:
         pts = np.asarray(trimesh.load(src / name, process=False).vertices, np.float64)
         moved_from_orig = np.eye(4)
-        moved_from_orig[:3, :3] = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
-        moved_from_orig[:3, 3] = rng.uniform(-0.3, 0.3, 3)  # metres, like the scans
+        if paths:  # the first scan keeps the scanner's frame (y up), the others are lost
+            moved_from_orig[:3, :3] = Rotation.random(
+                random_state=rng.integers(2**31)).as_matrix()
+            moved_from_orig[:3, 3] = rng.uniform(-0.3, 0.3, 3)  # metres, like the scans
         moved = pts @ moved_from_orig[:3, :3].T + moved_from_orig[:3, 3]
         path = scan_dir / name
         trimesh.PointCloud(moved).export(path)
@@ -279,9 +287,9 @@ def run_demo(out: Path, size: str = "full", seed: int = 0, progress: bool = True
     stages.append(_timed(console, "stream", stream_stage))
 
     overview = write_overview(out / "overview.png", [
-        ("scanned piece (registered)", out / "registered" / "piece.ply"),
-        ("generated design", design_path),
-        ("carved (simulated)", out / "job" / "sim" / "carved.stl")])
+        ("scanned piece (registered, posed upright)", out / "registered" / "piece.ply", True),
+        ("generated design", design_path, False),
+        ("carved (simulated)", out / "job" / "sim" / "carved.stl", False)])
     console.print(f"overview picture: {overview}")
     result = DemoResult(out, stages)
     atomic_write_json(out / "summary.json", {

@@ -1,9 +1,14 @@
 """Fused cloud and watertight piece from registered scans.
 
-Poisson reconstruction (open3d) of the fused, oriented cloud; its low-density balloon
-(where no scan saw the piece) is trimmed; the trimmed surface is then re-meshed as the
-zero level set of `mesh_sdf_grid` (ray-vote sign closes the trimmed openings), which is
-watertight and consistently wound by construction.
+Poisson reconstruction (open3d) of the fused, oriented cloud, kept closed: where no scan
+saw the piece (the base of a piece standing on a table, a deep fold) Poisson's smooth
+extrapolation closes it. The surface is then re-meshed as the zero level set of
+`mesh_sdf_grid`, which is watertight and consistently wound by construction.
+
+Where the extrapolation balloons past the data, the solid is cut by the convex hull of the
+fused points. Not trimmed by density on purpose: trimming opens holes, and the ray-vote
+sign of the re-mesh then leaks through a large opening (streaks of false "inside" along
+the vote directions, seen on the real bunny scans, whose base no scan sees).
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from sculptor.errors import UserError
 from sculptor.scan.register import preprocess, to_cloud
 
 POISSON_DEPTH = 8
-DENSITY_TRIM_QUANTILE = 0.04
 REMESH_RES = 128
 
 
@@ -45,10 +49,8 @@ def watertight_piece(cloud, res: int = REMESH_RES):
 
     from sculptor.scan.sdf import mesh_sdf_grid
 
-    mesh, dens = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+    mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
         cloud, depth=POISSON_DEPTH, linear_fit=True)
-    dens = np.asarray(dens)
-    mesh.remove_vertices_by_mask(dens < np.quantile(dens, DENSITY_TRIM_QUANTILE))
     tm = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=True)
     comps = tm.split(only_watertight=False)
     if not len(comps):
@@ -61,6 +63,11 @@ def watertight_piece(cloud, res: int = REMESH_RES):
     w[:3, :3] *= h
     w[:3, 3] = (lo + hi) / 2 - side / 2
     sdf = mesh_sdf_grid(tm, w, res, 3 * h)
+    # Poisson's extrapolation may balloon past the data where no scan saw the piece:
+    # keep the solid within the convex hull of the fused points (both surfaces closed,
+    # so both signs are exact; their intersection is the larger of the two distances)
+    hull = trimesh.PointCloud(np.asarray(cloud.points)).convex_hull
+    sdf = np.maximum(sdf, mesh_sdf_grid(hull, w, res, 3 * h))
     sdf = np.pad(sdf, 1, constant_values=3 * h)  # closed at the grid border
     verts, faces, _, _ = marching_cubes(sdf, 0.0)
     verts = (verts - 1) * h + w[:3, 3]
