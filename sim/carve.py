@@ -361,6 +361,32 @@ def subdivide(position: np.ndarray, frame: np.ndarray, kind: np.ndarray, cutter:
     return SubSegments(a, d, rot, move, rapid)
 
 
+def _primitives_box(prims) -> tuple[np.ndarray, np.ndarray]:
+    """Tool-frame box (lo, hi) holding every primitive (a capsule includes its end caps)."""
+    lo, hi = [], []
+    for p in prims:
+        r = p.radius
+        if p.kind == "capsule":
+            lo.append((-r, -r, p.z_lo - r))
+            hi.append((r, r, p.z_hi + r))
+        else:
+            x_hi = p.cx + r if p.x_max is None else min(p.cx + r, p.x_max)
+            lo.append((p.cx - r, p.cy - r, p.z_lo))
+            hi.append((x_hi, p.cy + r, p.z_hi))
+    return np.min(lo, 0), np.max(hi, 0)
+
+
+def _in_swept_box(x: torch.Tensor, rot: torch.Tensor, d: torch.Tensor, lo: torch.Tensor,
+                  hi: torch.Tensor, margin: float) -> torch.Tensor:
+    """(m,) bool: may a point within ``margin`` of x (relative to the sub-segment start,
+    workpiece frame) lie in the tool-frame box [lo, hi] swept along d?  Along each tool axis
+    u the swept box spans u.x in [lo_u + min(0, u.d), hi_u + max(0, u.d)]; outside any of
+    these three slabs no cutter primitive (all inside the box) can reach the point."""
+    q = torch.einsum("mji,mj->mi", rot, x)
+    e = torch.einsum("mji,mj->mi", rot, d)
+    return ((q >= lo + e.clamp(max=0) - margin) & (q <= hi + e.clamp(min=0) + margin)).all(1)
+
+
 @dataclass
 class CarveStats:
     """Per-move removed volume (mm3) for each pass, filled by :func:`carve_pass`."""
@@ -369,8 +395,14 @@ class CarveStats:
 
 
 def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
-               progress: Callable[[int], None] | None = None) -> np.ndarray:
+               progress: Callable[[int], None] | None = None, cull: bool = True
+               ) -> np.ndarray:
     """Remove the swept volume of one pass from ``grid`` (in place).
+
+    ``cull``: skip blocks and voxels outside the sub-segment's swept tool-frame box (three
+    slabs along the tool axes) before the exact test; the result is the same voxel for
+    voxel (False: test every voxel of the axis-aligned box, the reference it is tested
+    against).
 
     Returns (n_moves,) float removed volume per move, mm3 (exact in chunks holding a
     rapid; elsewhere a voxel reached by several sub-segments of a chunk counts for each).
@@ -423,6 +455,17 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
     t_bc = torch.as_tensor(bdims.prod(1), device=dev)
     off = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=dev)] * 3, indexing="ij"),
                       -1).reshape(-1, 3)  # (B^3, 3)
+    b_lo, b_hi = _primitives_box(cutter.primitives)
+    t_lo = torch.as_tensor(b_lo, dtype=torch.float32, device=dev)
+    t_hi = torch.as_tensor(b_hi, dtype=torch.float32, device=dev)
+    # block centre (voxel centres' mid-point) and the half diagonal of its voxel centres
+    t_bo = torch.as_tensor(grid.origin + 0.5 * BLOCK * res, dtype=torch.float32, device=dev)
+    blk_half = math.sqrt(3) * (BLOCK - 1) / 2 * res + 1e-3 * res
+    off2 = torch.stack(torch.meshgrid(*[torch.arange(2, device=dev)] * 3, indexing="ij"),
+                       -1).reshape(-1, 3)  # (8, 3): sub-blocks of a block, voxels of one
+    t_so = torch.as_tensor(grid.origin + 0.5 * (BLOCK // 2) * res, dtype=torch.float32,
+                           device=dev)
+    sub_half = math.sqrt(3) * (BLOCK // 2 - 1) / 2 * res + 1e-3 * res
     coarse = grid.coarse()
     cny, cnz = coarse.shape[1], coarse.shape[2]
     coarse_flat = coarse.reshape(-1)
@@ -447,17 +490,37 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
         bi, bj, bk = bi + b0[:, 0], bj + b0[:, 1], bk + b0[:, 2]
         keep = coarse_flat[(bi * cny + bj) * cnz + bk]
         seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
+        if cull and seg.numel():  # blocks clear of the swept tool-frame box (slabs along the tool axes)
+            bc_ = torch.stack([bi, bj, bk], 1).to(torch.float32) * (BLOCK * res) + t_bo
+            keep = _in_swept_box(bc_ - t_a[seg], t_rot[seg], t_d[seg], t_lo, t_hi, blk_half)
+            seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
         if seg.numel():
-            vi = (bi[:, None] * BLOCK + off[None, :, 0]).reshape(-1)
-            vj = (bj[:, None] * BLOCK + off[None, :, 1]).reshape(-1)
-            vk = (bk[:, None] * BLOCK + off[None, :, 2]).reshape(-1)
-            seg = seg.repeat_interleave(BLOCK ** 3)
+            if cull:  # halve the kept blocks (BLOCK = 4) into 2^3 sub-blocks, cull those too
+                sb = BLOCK // 2
+                si = (bi[:, None] * 2 + off2[None, :, 0]).reshape(-1)
+                sj = (bj[:, None] * 2 + off2[None, :, 1]).reshape(-1)
+                sk = (bk[:, None] * 2 + off2[None, :, 2]).reshape(-1)
+                seg = seg.repeat_interleave(8)
+                sc = torch.stack([si, sj, sk], 1).to(torch.float32) * (sb * res) + t_so
+                keep = _in_swept_box(sc - t_a[seg], t_rot[seg], t_d[seg], t_lo, t_hi, sub_half)
+                seg, bi, bj, bk = seg[keep], si[keep], sj[keep], sk[keep]
+                voff = off2
+            else:
+                sb, voff = BLOCK, off
+            vi = (bi[:, None] * sb + voff[None, :, 0]).reshape(-1)
+            vj = (bj[:, None] * sb + voff[None, :, 1]).reshape(-1)
+            vk = (bk[:, None] * sb + voff[None, :, 2]).reshape(-1)
+            seg = seg.repeat_interleave(sb ** 3)
             lo, hi = t_ilo[seg], t_ihi[seg]
             inb = ((vi >= lo[:, 0]) & (vi < hi[:, 0]) & (vj >= lo[:, 1]) & (vj < hi[:, 1])
                    & (vk >= lo[:, 2]) & (vk < hi[:, 2]))
             flat = (vi * ny + vj) * nz + vk
             sel = inb.nonzero().squeeze(1)
             flat, seg = flat[sel], seg[sel]
+            if cull:  # voxels clear of the swept tool-frame box (margin: float rounding)
+                sel = _in_swept_box(grid.centres(flat) - t_a[seg], t_rot[seg], t_d[seg], t_lo,
+                                    t_hi, 1e-3 * res).nonzero().squeeze(1)
+                flat, seg = flat[sel], seg[sel]
             sel = grid.occ[flat].nonzero().squeeze(1)
             work += int(sel.numel())
         else:
