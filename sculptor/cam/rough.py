@@ -19,6 +19,10 @@ arm reaches, level regions keep only cells it reaches with no unreachable wood a
 regions never enclose a pose it cannot take (a corridor is cut to the edge: loops round the
 wrist singularity wind axes 4 and 6), and every path is checked move by move before it is
 kept. Long cutting moves are split (``MAX_MOVE_MM``) so the joints step little.
+
+The stock model takes what the emitted moves sweep (``sculptor.cam.stock.swept_floor``,
+before each level and at the end of a setup), not the planned regions; travels go over
+the wood the model still holds, or cut through it at feed where the arm cannot go over.
 """
 
 from __future__ import annotations
@@ -246,7 +250,10 @@ class Roughing:
         xs, ys, cl = self.cl(setup)
         R = setup.setup_from_piece
         ny, nx = cl.shape
-        cell, h, vi = self.stock.column_heights(R, xs, ys)
+        from sculptor.cam.stock import swept_floor
+
+        acell, ah, avi = self.stock.column_heights(R, xs, ys)
+        cell, h, vi = acell, ah, avi
         fl = cl.reshape(-1)[cell]
         rem = h > fl
         cell, h, vi = cell[rem], h[rem], vi[rem]
@@ -280,7 +287,34 @@ class Roughing:
         state = {"pos": None}
         blocked = np.zeros((ny, nx), bool)  # wood left above this level (arm cannot reach)
         cut = np.zeros(len(h), bool)
+        cutter = tool_cutter(self.tool)
+        cut_len = np.inf if self.is_gouge else float(self.tool.flute_length_mm)
+        gone = np.zeros(len(ah), bool)  # swept by the moves emitted so far
+        swept = {"mark": 0, "last": None}
+        half = self.stock.voxel_mm / 2
+        rem0 = ah > self.cl(setup)[2].reshape(-1)[acell]
+        disk_rapid = _disk(self.radius / self.g + 1)
+
+        def sweep():
+            pts = ml.since(swept["mark"]) @ R.T
+            swept["mark"] = ml.mark()
+            if len(pts) == 0:
+                return
+            if swept["last"] is not None:
+                pts = np.vstack([swept["last"], pts])
+            swept["last"] = pts[-1:]
+            f = swept_floor(pts, xs, ys, cutter, self.g / 2).reshape(-1)[acell]
+            gone[(ah > f) & (ah <= f + cut_len)] = True
+
+        def wood_top(mask, fp):
+            t = np.full(ny * nx, -np.inf)
+            np.maximum.at(t, acell[mask], ah[mask] + half)
+            return ndimage.maximum_filter(t.reshape(ny, nx), footprint=fp, mode="constant",
+                                          cval=-np.inf)
+
         for L in levels:
+            sweep()
+            self._rapid_top = wood_top(rem0 & ~gone, disk_rapid)
             lev = (h > L) & (h <= L + self.stepdown + self.stock.voxel_mm)
             mat = np.zeros(ny * nx, bool)
             mat[cell[lev]] = True
@@ -314,8 +348,10 @@ class Roughing:
                        setup.turntable_rad)
                 if self._commit(ml, mark, setup):
                     break
+        sweep()
         stats["skipped_paths"] = self.skipped
-        removed = self.stock.remove(vi[cut])
+        stats["planned_removal_mm3"] = int(cut.sum()) * self.stock.voxel_mm ** 3
+        removed = self.stock.remove(avi[gone])
         stats["stock_removed_mm3"] = removed * self.stock.voxel_mm ** 3
         stats["arm_unreachable_moves"] = int((~self.arm_reaches(setup, ml.since(0) @ R.T)
                                               ).sum())
@@ -389,9 +425,17 @@ class Roughing:
         iy = np.clip(np.rint((seg[:, 1] - ys[0]) / self.g).astype(int), 0, len(ys) - 1)
         over = float(np.max(safe_cl[iy, ix]))
         th = min(max(over, a_uvh[2], b_h0) + CLEAR_MM + self.radius, clear_h)
+        wood = float(np.max(self._rapid_top[iy, ix])) + CLEAR_MM  # grown by the radius
+        kind = MoveKind.RAPID
+        if wood > th:
+            pts = np.array([[a_uvh[0], a_uvh[1], wood], [b_uv[0], b_uv[1], wood]])
+            if self.arm_reaches(setup, pts).all():
+                th = wood
+            else:  # over the wood is out of the arm's reach: cut through it at feed
+                kind = MoveKind.CUT
         pts = np.array([[a_uvh[0], a_uvh[1], th], [b_uv[0], b_uv[1], th]])
         ml.add(pts[:1] @ R, frame, self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
-        ml.add(pts[1:] @ R, frame, self.tool.feed_mm_s, MoveKind.RAPID, setup.turntable_rad)
+        ml.add(pts[1:] @ R, frame, self.tool.feed_mm_s, kind, setup.turntable_rad)
 
     def _enter(self, ml, setup, xs, ys, safe_cl, clear_h, state, start, frame, low: bool):
         """Rapid to above ``start`` (u, v, h): from the pass's clearance height (or, if
@@ -533,6 +577,13 @@ class Roughing:
                             nstrokes += 1
                             break
         return nstrokes
+
+
+def _disk(rad_cells: float) -> np.ndarray:
+    """Footprint of a disk of ``rad_cells`` grid cells."""
+    k = math.ceil(rad_cells)
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+    return (xx ** 2 + yy ** 2) <= rad_cells ** 2
 
 
 def candidate_setups(machine: str, tilts_rad, step_deg: float = 30.0,

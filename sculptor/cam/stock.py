@@ -9,6 +9,8 @@ setup reached is gone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -90,3 +92,43 @@ class StockModel:
         tree = cKDTree(self.centers[vi])
         d, _ = tree.query(points, k=1, distance_upper_bound=radius_mm + self.voxel_mm)
         return np.isfinite(d)
+
+
+def tip_profile(cutter, d: np.ndarray) -> np.ndarray:
+    """Height of a rotary cutter's tip surface above its lowest point at radial distance
+    ``d`` (mm) from its axis (cutter: sculptor.cam.dropcutter.Cutter; d <= radius)."""
+    r, rc = cutter.radius_mm, min(cutter.corner_radius_mm, cutter.radius_mm)
+    a = r - rc
+    e = np.clip(d - a, 0.0, rc)
+    return np.where(d <= a, 0.0, rc - np.sqrt(np.maximum(rc * rc - e * e, 0.0)))
+
+
+def swept_floor(uvh: np.ndarray, xs: np.ndarray, ys: np.ndarray, cutter, step_mm: float
+                ) -> np.ndarray:
+    """(ny, nx) lowest height the tip surface of ``cutter`` sweeps over each grid cell
+    centre when the tool (axis along +h) moves along the polyline ``uvh`` (m, 3) in a
+    setup frame (every move, sampled every ``step_mm``); +inf where it never passes."""
+    g = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
+    floor = np.full(len(ys) * len(xs), np.inf)
+    uvh = np.asarray(uvh, float).reshape(-1, 3)
+    if len(uvh) == 0:
+        return floor.reshape(len(ys), len(xs))
+    seg = np.diff(uvh, axis=0)
+    n = np.maximum(np.ceil(np.linalg.norm(seg[:, :2], axis=1) / step_mm), 1).astype(int)
+    src = np.repeat(np.arange(len(seg)), n)
+    t = np.concatenate([np.arange(1, k + 1) / k for k in n]) if len(seg) else np.zeros(0)
+    pts = np.vstack([uvh[:1], uvh[src] + t[:, None] * seg[src]])
+    r = cutter.radius_mm
+    k = int(math.ceil(r / g))
+    ix0 = np.rint((pts[:, 0] - xs[0]) / g).astype(np.int64)
+    iy0 = np.rint((pts[:, 1] - ys[0]) / g).astype(np.int64)
+    for oy in range(-k, k + 1):
+        for ox in range(-k, k + 1):
+            ix, iy = ix0 + ox, iy0 + oy
+            ok = (ix >= 0) & (ix < len(xs)) & (iy >= 0) & (iy < len(ys))
+            d = np.hypot(xs[np.clip(ix, 0, len(xs) - 1)] - pts[:, 0],
+                         ys[np.clip(iy, 0, len(ys) - 1)] - pts[:, 1])
+            ok &= d <= r
+            np.minimum.at(floor, iy[ok] * len(xs) + ix[ok], pts[ok, 2] + tip_profile(
+                cutter, d[ok]))
+    return floor.reshape(len(ys), len(xs))
