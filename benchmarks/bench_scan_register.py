@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sculptor.scan.evaluate import apply, read_stanford_conf, relative_pose_errors
+from sculptor.scan.evaluate import (apply, random_motion, read_stanford_conf,
+                                    relative_pose_errors)
 from sculptor.scan.io import load_geometry
 from sculptor.scan.register import (FINE_VOXEL_FACTOR, VOXEL_PER_EXTENT, _ransac_fpfh, icp,
                                     preprocess, register_points)
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNNY = ROOT / "tests" / "data" / "bunny"
+BUNNY = ROOT / "sculptor" / "data" / "scans" / "stanford-bunny"
 NAMES = ["bun000", "bun045", "bun090", "bun180", "bun270", "bun315", "chin"]
 
 
@@ -53,7 +54,6 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     args = ap.parse_args()
     import open3d as o3d
-    from scipy.spatial.transform import Rotation
 
     gt = read_stanford_conf(BUNNY / "bun.conf", scale=1000.0)
     raw = [load_geometry(BUNNY / f"{n}.ply").points * 1000.0 for n in NAMES]
@@ -62,9 +62,7 @@ def main() -> None:
         rng = np.random.default_rng(1000 + trial)
         motions, scans = [], []
         for p in raw:
-            m = np.eye(4)
-            m[:3, :3] = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
-            m[:3, 3] = rng.uniform(-200, 200, 3)
+            m = random_motion(rng, 200.0)
             motions.append(m)
             scans.append(apply(m, p))
         true = [gt[f"{n}.ply"] @ np.linalg.inv(m) for n, m in zip(NAMES, motions)]

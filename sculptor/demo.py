@@ -82,9 +82,8 @@ def blank_for(design, margin_mm: float = 10.0, round_mm: float = 10.0) -> str:
     each side, its height plus ``margin_mm`` on top, rounded up to ``round_mm``."""
     import numpy as np
 
-    v = np.asarray(design.vertices)
-    base_centre = np.array([0.0, 0.0]) if abs(v[:, 2].min()) < 1.0 else v[:, :2].mean(axis=0)
-    side = 2 * float(np.linalg.norm(v[:, :2] - base_centre, axis=1).max()) + 2 * margin_mm
+    v = np.asarray(design.vertices)  # piece frame: the turntable axis is z
+    side = 2 * float(np.linalg.norm(v[:, :2], axis=1).max()) + 2 * margin_mm
     height = float(np.ptp(v[:, 2])) + margin_mm
 
     def up(x: float) -> int:
@@ -127,9 +126,8 @@ def _moved_demo_scans(scan_dir: Path, seed: int, which: tuple[str, ...] = ("*",)
     """
     import numpy as np
     import trimesh
-    from scipy.spatial.transform import Rotation
 
-    from sculptor.scan.evaluate import read_stanford_conf
+    from sculptor.scan.evaluate import random_motion, read_stanford_conf
 
     src = demo_scans_dir()
     truth = read_stanford_conf(src / "bun.conf")
@@ -139,11 +137,8 @@ def _moved_demo_scans(scan_dir: Path, seed: int, which: tuple[str, ...] = ("*",)
     names = sorted(n for n in truth if (src / n).exists() and ("*" in which or n in which))
     for name in names:
         pts = np.asarray(trimesh.load(src / name, process=False).vertices, np.float64)
-        moved_from_orig = np.eye(4)
-        if paths:  # the first scan keeps the scanner's frame (y up), the others are lost
-            moved_from_orig[:3, :3] = Rotation.random(
-                random_state=rng.integers(2**31)).as_matrix()
-            moved_from_orig[:3, 3] = rng.uniform(-0.3, 0.3, 3)  # metres, like the scans
+        # the first scan keeps the scanner's frame (y up), the others are lost (metres)
+        moved_from_orig = random_motion(rng, 0.3) if paths else np.eye(4)
         moved = pts @ moved_from_orig[:3, :3].T + moved_from_orig[:3, 3]
         path = scan_dir / name
         trimesh.PointCloud(moved).export(path)

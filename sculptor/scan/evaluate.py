@@ -31,6 +31,16 @@ def read_stanford_conf(path: str | Path, scale: float = 1.0) -> dict[str, np.nda
     return out
 
 
+def random_motion(rng: np.random.Generator, max_shift: float) -> np.ndarray:
+    """A random rigid motion (4, 4): uniform rotation, translation uniform in
+    [-max_shift, max_shift]^3 (units of the caller). Draws one integer, then three floats
+    from ``rng``, so a seeded sequence of motions is reproducible."""
+    m = np.eye(4)
+    m[:3, :3] = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
+    m[:3, 3] = rng.uniform(-max_shift, max_shift, 3)
+    return m
+
+
 def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """4x4 rigid dst_from_src minimising the squared distances of paired points (n, 3)."""
     cs, cd = src.mean(axis=0), dst.mean(axis=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
+from sculptor.scan.evaluate import random_motion
 
 
 def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
@@ -43,10 +43,7 @@ def virtual_scan(mesh, n_views: int = 6, seed: int = 0, noise_mm: float = 0.2,
         d = r[ok, 3:] / np.linalg.norm(r[ok, 3:], axis=1, keepdims=True)
         pts = r[ok, :3] + d * (t[ok, None] * np.linalg.norm(r[ok, 3:], axis=1, keepdims=True))
         pts = pts + d * rng.normal(0, noise_mm, (len(pts), 1))
-        rot = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
-        shift = rng.uniform(-200, 200, 3)
-        scans.append(pts.astype(np.float64) @ rot.T + shift)
-        scan_from_mesh = np.eye(4)
-        scan_from_mesh[:3, :3], scan_from_mesh[:3, 3] = rot, shift
+        scan_from_mesh = random_motion(rng, 200.0)
+        scans.append(pts.astype(np.float64) @ scan_from_mesh[:3, :3].T + scan_from_mesh[:3, 3])
         poses.append(scan_from_mesh)
     return (scans, poses) if return_poses else scans

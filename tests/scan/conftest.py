@@ -1,10 +1,12 @@
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from sculptor.scan.evaluate import random_motion  # noqa: F401  (the tests import it from here)
+
 DATA = Path(__file__).resolve().parents[1] / "data"
-BUNNY = DATA / "bunny"
+# the real Stanford Bunny scans ship with the package (the demo registers them too)
+BUNNY = Path(__file__).resolve().parents[2] / "sculptor" / "data" / "scans" / "stanford-bunny"
 MESHES = DATA / "meshes"
 BUNNY_SCANS = ["bun000", "bun045", "bun090", "bun180", "bun270", "bun315", "chin"]
 
@@ -18,11 +20,3 @@ def bunny_dir() -> Path:
 def meshes_dir() -> Path:
     return MESHES
 
-
-def random_motion(rng: np.random.Generator, max_shift: float) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    m = np.eye(4)
-    m[:3, :3] = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
-    m[:3, 3] = rng.uniform(-max_shift, max_shift, 3)
-    return m
