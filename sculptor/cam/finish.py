@@ -69,8 +69,8 @@ def band_cl(query, bands, k: int, tool, sample_mm: float, line_mm: float):
     ns /= np.linalg.norm(ns, axis=-1, keepdims=True)
     n = ns @ R
     ok = fin & np.isfinite(n).all(-1) & ~held
-    a = bands.assign(np.nan_to_num(n.reshape(-1, 3))).reshape(ok.shape)
-    keep = ok & (a == k)
+    keep = np.zeros_like(ok)
+    keep[ok] = bands.assign(n[ok]) == k
     return R, us, vs, cl, keep, n
 
 
@@ -99,8 +99,6 @@ def _band_mask(query, bands, k, v, R, edges, tool, us, vs, coarse_mm: float = 2.
 
 def finish_passes(query, bands, tool, *, scallop_mm: float, sample_mm: float,
                   simplify_mm: float, progress=None) -> tuple[list[Pass], dict]:
-    from shapely.geometry import LineString
-
     curv = convex_curvature(query.mesh)
     w = ball_stepover(tool.corner_radius_mm if tool.kind != "flat" else 1e-3, scallop_mm,
                       curv)
@@ -113,50 +111,15 @@ def finish_passes(query, bands, tool, *, scallop_mm: float, sample_mm: float,
         line = w * factor
         R, us, vs, cl, keep, _ = band_cl(query, bands, k, tool, sample_mm, line)
         report["cl_points"] += int(cl.size)
-        theta = bands.turntable(k)
-        f = bands.direction(k)
-        frame = rotary_frame(f, R[0])
-        ml = MoveList()
-        top = float(np.nanmax(np.where(np.isfinite(cl), cl, np.nan))) + 20.0
-        prev = None
-        nlines = 0
-        for j in range(len(vs)):
-            row = keep[j]
-            if not row.any():
-                continue
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
-            runs = list(zip(edges[::2], edges[1::2]))
-            if nlines % 2:
-                runs = [(b, a) for a, b in reversed(runs)]
-            nlines += 1
-            for a, b in runs:
-                idx = np.arange(a, b) if a < b else np.arange(a - 1, b - 1, -1)
-                if len(idx) < 2:
-                    continue
-                uh = np.column_stack([us[idx], cl[j, idx]])
-                uh = np.asarray(LineString(uh).simplify(simplify_mm).coords)
-                pts = np.column_stack([uh[:, 0], np.full(len(uh), vs[j]), uh[:, 1]])
-                start = pts[0]
-                if prev is None:
-                    ml.add(np.array([[start[0], start[1], top]]) @ R, frame, tool.feed_mm_s,
-                           MoveKind.RAPID, theta)
-                else:
-                    # travel above everything between the two points
-                    ju = np.clip(np.rint((np.linspace(prev[0], start[0], 20) - us[0])
-                                         / sample_mm).astype(int), 0, len(us) - 1)
-                    jv = np.clip(np.rint((np.linspace(prev[1], start[1], 20) - vs[0])
-                                         / line).astype(int), 0, len(vs) - 1)
-                    lift = np.nanmax(np.where(np.isfinite(cl[jv, ju]), cl[jv, ju], -np.inf))
-                    th = min(max(lift, prev[2], start[2]) + CLEAR_MM + tool.radius_mm, top)
-                    ml.add(np.array([[prev[0], prev[1], th], [start[0], start[1], th]]) @ R,
-                           frame, tool.feed_mm_s, MoveKind.RAPID, theta)
-                ml.add(start[None] @ R, frame, tool.plunge_feed_mm_s, MoveKind.PLUNGE, theta)
-                ml.add(pts[1:] @ R, frame, tool.feed_mm_s, MoveKind.CUT, theta)
-                prev = pts[-1]
-        if prev is None:
+        raster = raster_moves(us, vs, cl, keep, sample_mm=sample_mm, line_mm=line,
+                              simplify_mm=simplify_mm, clear_mm=CLEAR_MM + tool.radius_mm)
+        if raster is None:
             continue
-        ml.add(np.array([[prev[0], prev[1], top]]) @ R, frame, tool.feed_mm_s,
-               MoveKind.RETRACT, theta)
+        pos, kind, nlines = raster
+        theta = bands.turntable(k)
+        feed = np.where(kind == MoveKind.PLUNGE, tool.plunge_feed_mm_s, tool.feed_mm_s)
+        ml = MoveList()
+        ml.add(pos @ R, rotary_frame(bands.direction(k), R[0]), feed, kind, theta)
         passes.append(ml.to_pass(
             name=f"finish-{bands.names[k]}", operation="finish", strategy="raster-3+2",
             tool_id=tool.name, setup_turntable_deg=math.degrees(theta),
@@ -164,3 +127,78 @@ def finish_passes(query, bands, tool, *, scallop_mm: float, sample_mm: float,
         if progress:
             progress()
     return passes, report
+
+
+def raster_moves(us: np.ndarray, vs: np.ndarray, cl: np.ndarray, keep: np.ndarray, *,
+                 sample_mm: float, line_mm: float, simplify_mm: float, clear_mm: float,
+                 top_mm: float = 20.0):
+    """Zig-zag raster moves over the kept CL points of one band, all rows at once.
+
+    us (nx,), vs (ny,) the grid (band frame, ``sample_mm`` and ``line_mm`` apart), cl
+    (ny, nx) tip heights,
+    keep (ny, nx) bool. Each row with kept points is a line; lines alternate direction,
+    each run of kept points (>= 2) is a cut, simplified (shapely, ``simplify_mm``).
+    Between cuts the tool travels ``clear_mm`` above the highest CL on the straight line
+    between them (20 samples), at most at the top (highest CL + ``top_mm``); it starts
+    and ends at the top. Returns (positions (m, 3) band frame, kinds (m,) int8, lines)
+    or None when nothing is kept."""
+    import shapely
+
+    rows = np.flatnonzero(keep.any(axis=1))
+    if len(rows) == 0:
+        return None
+    nx = keep.shape[1]
+    pad = np.zeros((len(rows), nx + 2), np.int8)
+    pad[:, 1:-1] = keep[rows]
+    rj, col = np.nonzero(np.diff(pad, axis=1))  # row-major: starts and ends alternate
+    r, a, b = rj[::2], col[::2], col[1::2]  # run [a, b) on line r (index into rows)
+    odd = (r % 2).astype(bool)
+    # travel order: lines in turn, runs left to right, on odd lines right to left
+    order = np.lexsort((np.where(odd, -a, a), r))
+    r, a, b, odd = r[order], a[order], b[order], odd[order]
+    long = b - a >= 2
+    r, a, b, odd = r[long], a[long], b[long], odd[long]
+    if len(r) == 0:
+        return None
+    n = b - a
+    run = np.repeat(np.arange(len(n)), n)
+    step = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    i = np.where(odd[run], b[run] - 1 - step, a[run] + step)
+    j = rows[r]
+    z = cl[j[run], i]
+    lines = shapely.linestrings(np.column_stack([us[i], z]), indices=run)
+    xy, which = shapely.get_coordinates(shapely.simplify(lines, simplify_mm), return_index=True)
+    cnt = np.bincount(which, minlength=len(n))
+    first = np.cumsum(cnt) - cnt
+    last = first + cnt - 1
+    cut = np.column_stack([xy[:, 0], vs[j[which]], xy[:, 1]])
+    top = float(np.nanmax(np.where(np.isfinite(cl), cl, np.nan))) + top_mm
+    # travel between run q-1 and run q, above the CL on the straight line between them
+    prev, start = cut[last[:-1]], cut[first[1:]]
+    ju = np.clip(np.rint((np.linspace(prev[:, 0], start[:, 0], 20, axis=1) - us[0])
+                         / sample_mm).astype(int), 0, len(us) - 1)
+    jv = np.clip(np.rint((np.linspace(prev[:, 1], start[:, 1], 20, axis=1) - vs[0])
+                         / line_mm).astype(int), 0, len(vs) - 1)
+    c = cl[jv, ju]
+    lift = np.max(np.where(np.isfinite(c), c, -np.inf), axis=1)
+    th = np.minimum(np.maximum(np.maximum(lift, prev[:, 2]), start[:, 2]) + clear_mm, top)
+    # moves of run q: travel (1 rapid to the top for the first, else 2 at th), plunge to
+    # its start, cuts to the rest; then a retract to the top
+    travel = np.full(len(n), 2)
+    travel[0] = 1
+    size = travel + cnt
+    base = np.cumsum(size) - size
+    m = int(size.sum()) + 1
+    pos = np.empty((m, 3))
+    kind = np.full(m, MoveKind.CUT, np.int8)
+    pos[0] = [cut[0, 0], cut[0, 1], top]
+    pos[base[1:]] = np.column_stack([prev[:, :2], th])
+    pos[base[1:] + 1] = np.column_stack([start[:, :2], th])
+    kind[0] = MoveKind.RAPID
+    kind[base[1:]] = kind[base[1:] + 1] = MoveKind.RAPID
+    at = np.repeat(base + travel - first, cnt) + np.arange(len(cut))
+    pos[at] = cut
+    kind[base + travel] = MoveKind.PLUNGE
+    pos[-1] = [cut[-1, 0], cut[-1, 1], top]
+    kind[-1] = MoveKind.RETRACT
+    return pos, kind, len(rows)
