@@ -3,7 +3,7 @@
 A pose (TCP position and tool frame in the piece frame, turntable angle) is *reachable*
 when the arm has an inverse-kinematics solution for it that the robot solver would accept
 (joints inside their limits, away from the wrist, shoulder and elbow singularities with the
-solver's own margins, :class:`sculptor.robot.solver._Checker`), for at least one of the
+solver's own margins, :class:`sculptor.robot.solver.Feasibility`), for at least one of the
 freedoms the solver may use: a turntable offset in its window for a gouge, a spin about the
 tool axis for a rotary cutter. Joint continuity along a path is not checked here (the solver
 does that; strokes are short and rapids between them may re-configure the arm).
@@ -29,7 +29,7 @@ class ReachCheck:
                  table_window_deg: float = 25.0, table_step_deg: float = 5.0,
                  spin_step_deg: float = 30.0):
         from sculptor.robot.cell import RobotCell, inv_rigid, tool_matrix
-        from sculptor.robot.solver import _Checker
+        from sculptor.robot.solver import Feasibility
 
         cp = load_cell(cell) if isinstance(cell, str) else cell
         self.active = cp.machine == "robot"
@@ -37,7 +37,7 @@ class ReachCheck:
             return
         self.rc = RobotCell.load(cp)
         self.robot = self.rc.robot
-        self.checker = _Checker(self.robot, math.radians(a5_margin_deg + margin_deg))
+        self.rules = Feasibility(self.robot, math.radians(a5_margin_deg + margin_deg))
         self.tcp_from_flange = inv_rigid(tool_matrix(tool))
         if isinstance(tool, GougeTool) and cp.turntable is not None:
             m = int(round(table_window_deg / table_step_deg))
@@ -87,7 +87,7 @@ class ReachCheck:
         wp_tcp[..., 3, 3] = 1.0
         pose = b_wp.reshape(m, T, 1, 4, 4) @ wp_tcp[:, None] @ self.tcp_from_flange
         sol, val = ik(self.robot, pose.reshape(-1, 4, 4))
-        good = np.any(self.checker.classify(sol, val) == 0, axis=1).reshape(m, T, S)
+        good = np.any(self.rules.acceptable(sol, val), axis=1).reshape(m, T, S)
         if self.has_tt:
             good &= ((theta >= self.tlo) & (theta <= self.thi)).reshape(m, T, 1)
         return good.any(axis=(1, 2))

@@ -118,7 +118,22 @@ def make_freedom(tool, *, spin_step_deg: float, turntable_window_deg: float,
 
 # ----------------------------------------------------------------------------- feasibility
 @dataclass
-class _Checker:
+class Feasibility:
+    """The solver's rules for one IK solution (public: planners use the same rules).
+
+    A solution (controller joints, as :func:`sculptor.robot.ik` gives them) is acceptable
+    when IK found it, every joint lies inside its limits, ``|sin A5| >= sin
+    a5_margin_rad`` (wrist singularity), the wrist centre is at least
+    ``shoulder_margin_mm`` off the axis-1 line (shoulder) and the elbow is at least
+    ``elbow_margin_deg`` from stretched (elbow). :meth:`acceptable` says yes or no,
+    :meth:`classify` why not (codes of ``REASONS``). The rest (costs and transitions) is
+    the solver's own.
+
+        rules = Feasibility(robot, math.radians(10.0))
+        sol, valid = ik(robot, base_from_flange)        # (n, 8, 6), (n, 8)
+        ok = rules.acceptable(sol, valid)               # (n, 8) bool
+    """
+
     robot: RobotProfile
     a5_margin_rad: float
     shoulder_margin_mm: float = 15.0
@@ -163,6 +178,11 @@ class _Checker:
         code = np.where(reach & ~valid, 2, code)
         code = np.where(~reach, 1, code)
         return code.astype(np.int8)
+
+    def acceptable(self, q_ctrl: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(..., 6) controller joints + IK validity (...,) -> (...,) bool: the solver
+        accepts the solution (code 0 of :meth:`classify`)."""
+        return self.classify(q_ctrl, valid) == 0
 
     def soft_cost(self, q_ctrl: np.ndarray) -> np.ndarray:
         """(..., 6) -> (...,) small penalties near limits and the wrist singularity."""
@@ -242,7 +262,7 @@ def _ik_states(robot, cell, tcp_from_flange, pos, frames, table_rad, fr: Freedom
 
 
 # ----------------------------------------------------------------------------- DP per pass
-def _solve_pass(robot, cell, tool, checker: _Checker, pos, frames, table_rad, kinds,
+def _solve_pass(robot, cell, tool, checker: Feasibility, pos, frames, table_rad, kinds,
                 fr: Freedom, jump_rad: float, chunk: int, tick,
                 branch_switch_cost: float = 2.0, n_rapid_pred: int = 24) -> dict:
     n, K = len(pos), fr.k
@@ -353,7 +373,7 @@ def segment_starts(is_rapid: np.ndarray) -> np.ndarray:
     return np.nonzero(start)[0]
 
 
-def _unwrap_segments(checker: "_Checker", q: np.ndarray, is_rapid: np.ndarray,
+def _unwrap_segments(checker: "Feasibility", q: np.ndarray, is_rapid: np.ndarray,
                      want_cost: bool = False, place: bool = True):
     """Continue wide joints (A4, A6: more than one turn of range) along each segment by
     the nearest turn, then shift each segment by whole turns so it fits the limits,
@@ -416,7 +436,7 @@ def _unwrap_segments(checker: "_Checker", q: np.ndarray, is_rapid: np.ndarray,
     return out, wound, max_step, motion
 
 
-def _segment_costs(robot, cell, checker: "_Checker", tcp_from_flange, pos, frames, table_rad,
+def _segment_costs(robot, cell, checker: "Feasibility", tcp_from_flange, pos, frames, table_rad,
                    kinds, jump_rad: float, spin=0.0, toff=0.0, tilt=0.0):
     """A state (spin, turntable offset, tilt: scalars or per point; the CAM's own by
     default) on every point, all 8 branches at once (vectorised).
@@ -914,7 +934,7 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
     if rc.cell.machine == "cnc3":
         return _solve_cnc3(toolpath, rc, tool, chord_tol_mm)
     robot = rc.robot
-    checker = _Checker(robot, math.radians(a5_margin_deg))
+    checker = Feasibility(robot, math.radians(a5_margin_deg))
     jump = math.radians(max_joint_step_deg)
     parts, failures, tools = [], [], []
     total = max(1, toolpath.n_moves)
