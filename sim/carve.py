@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ import torch
 from sculptor.artifacts.toolpath import MoveKind, Toolpath
 from sculptor.errors import UserError
 from sculptor.profiles import GougeTool, RotaryTool
+from sim import sheet
 
 # bytes per voxel the whole simulation needs at its peak: the bool grid, the padded
 # uint8 copy and float32 field for marching cubes, and the carved mesh per surface voxel
@@ -395,14 +396,21 @@ class CarveStats:
 
 
 def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
-               progress: Callable[[int], None] | None = None, cull: bool = True
-               ) -> np.ndarray:
+               progress: Callable[[int], None] | None = None, cull: bool = True,
+               method: Literal["auto", "voxel"] = "auto") -> np.ndarray:
     """Remove the swept volume of one pass from ``grid`` (in place).
 
-    ``cull``: skip blocks and voxels outside the sub-segment's swept tool-frame box (three
-    slabs along the tool axes) before the exact test; the result is the same voxel for
-    voxel (False: test every voxel of the axis-aligned box, the reference it is tested
-    against).
+    Candidate voxels of each sub-segment are found one of two ways and then tested
+    exactly (:func:`_segment_hits`):
+
+    - ``method="auto"`` and the gouge: sub-segments moving across the edge's plane take
+      the voxels of closed-form intervals along lines of voxel centres (:mod:`sim.sheet`);
+    - the others: the blocks of the sub-segment's axis-aligned box that hold material.
+      ``cull``: skip blocks and voxels outside the sub-segment's swept tool-frame box
+      (three slabs along the tool axes) first.
+
+    Either way the result is the same voxel for voxel (``cull=False``, which also turns the
+    lines off, tests every voxel of each box: the reference the others are tested against).
 
     Returns (n_moves,) float removed volume per move, mm3 (exact in chunks holding a
     rapid; elsewhere a voxel reached by several sub-segments of a chunk counts for each).
@@ -428,7 +436,13 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
     blo = ilo // BLOCK
     bhi = np.maximum(-(-ihi // BLOCK), blo)
     bdims = bhi - blo
-    count = bdims.prod(1) * BLOCK ** 3
+    lines = None
+    if method == "auto" and cull and sheet.applies(cutter):
+        lines = sheet.plan(grid, subs, cutter)
+        bdims[:] = 0  # no blocks: the lines give the candidates
+        count = LINE_COST * lines.lines  # a line costs about what a few box voxels do
+    else:
+        count = bdims.prod(1) * BLOCK ** 3
     # chunks of consecutive sub-segments; within a chunk a voxel is credited to the
     # earliest sub-segment that reaches it, so per-move removal keeps the time order
     csum = np.cumsum(count)
@@ -443,97 +457,19 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
         boundaries.add(nxt)
         edge = nxt
     boundaries = sorted(boundaries)
-    prims = cutter.primitives
-    ny, nz = grid.shape[1], grid.shape[2]
-    t_a = torch.as_tensor(subs.a, dtype=torch.float32, device=dev)
-    t_d = torch.as_tensor(subs.d, dtype=torch.float32, device=dev)
-    t_rot = torch.as_tensor(subs.rot, dtype=torch.float32, device=dev)
-    t_ilo = torch.as_tensor(ilo, device=dev)
-    t_ihi = torch.as_tensor(ihi, device=dev)
-    t_blo = torch.as_tensor(blo, device=dev)
-    t_bd = torch.as_tensor(bdims, device=dev)
-    t_bc = torch.as_tensor(bdims.prod(1), device=dev)
-    off = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=dev)] * 3, indexing="ij"),
-                      -1).reshape(-1, 3)  # (B^3, 3)
-    b_lo, b_hi = _primitives_box(cutter.primitives)
-    t_lo = torch.as_tensor(b_lo, dtype=torch.float32, device=dev)
-    t_hi = torch.as_tensor(b_hi, dtype=torch.float32, device=dev)
-    # block centre (voxel centres' mid-point) and the half diagonal of its voxel centres
-    t_bo = torch.as_tensor(grid.origin + 0.5 * BLOCK * res, dtype=torch.float32, device=dev)
-    blk_half = math.sqrt(3) * (BLOCK - 1) / 2 * res + 1e-3 * res
-    off2 = torch.stack(torch.meshgrid(*[torch.arange(2, device=dev)] * 3, indexing="ij"),
-                       -1).reshape(-1, 3)  # (8, 3): sub-blocks of a block, voxels of one
-    t_so = torch.as_tensor(grid.origin + 0.5 * (BLOCK // 2) * res, dtype=torch.float32,
-                           device=dev)
-    sub_half = math.sqrt(3) * (BLOCK // 2 - 1) / 2 * res + 1e-3 * res
-    coarse = grid.coarse()
-    cny, cnz = coarse.shape[1], coarse.shape[2]
-    coarse_flat = coarse.reshape(-1)
+    sw = _Swept(grid, subs, cutter, ilo, ihi, blo, bdims, cull)
     move_of = subs.move
     has_rapid = subs.rapid
-    work = 0
     for c0, c1 in zip(boundaries[:-1], boundaries[1:]):
-        bc = t_bc[c0:c1]
-        total = int(bc.sum())
-        if total == 0:
-            if progress:
-                progress(c1 - c0)
-            continue
-        seg = torch.repeat_interleave(torch.arange(c0, c1, device=dev), bc)
-        start = torch.cumsum(bc, 0) - bc
-        local = torch.arange(total, device=dev) - torch.repeat_interleave(start, bc)
-        dm = t_bd[seg]
-        bk = local % dm[:, 2]
-        bj = (local // dm[:, 2]) % dm[:, 1]
-        bi = local // (dm[:, 2] * dm[:, 1])
-        b0 = t_blo[seg]
-        bi, bj, bk = bi + b0[:, 0], bj + b0[:, 1], bk + b0[:, 2]
-        keep = coarse_flat[(bi * cny + bj) * cnz + bk]
-        seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
-        if cull and seg.numel():  # blocks clear of the swept tool-frame box (slabs along the tool axes)
-            bc_ = torch.stack([bi, bj, bk], 1).to(torch.float32) * (BLOCK * res) + t_bo
-            keep = _in_swept_box(bc_ - t_a[seg], t_rot[seg], t_d[seg], t_lo, t_hi, blk_half)
-            seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
-        if seg.numel():
-            if cull:  # halve the kept blocks (BLOCK = 4) into 2^3 sub-blocks, cull those too
-                sb = BLOCK // 2
-                si = (bi[:, None] * 2 + off2[None, :, 0]).reshape(-1)
-                sj = (bj[:, None] * 2 + off2[None, :, 1]).reshape(-1)
-                sk = (bk[:, None] * 2 + off2[None, :, 2]).reshape(-1)
-                seg = seg.repeat_interleave(8)
-                sc = torch.stack([si, sj, sk], 1).to(torch.float32) * (sb * res) + t_so
-                keep = _in_swept_box(sc - t_a[seg], t_rot[seg], t_d[seg], t_lo, t_hi, sub_half)
-                seg, bi, bj, bk = seg[keep], si[keep], sj[keep], sk[keep]
-                voff = off2
-            else:
-                sb, voff = BLOCK, off
-            vi = (bi[:, None] * sb + voff[None, :, 0]).reshape(-1)
-            vj = (bj[:, None] * sb + voff[None, :, 1]).reshape(-1)
-            vk = (bk[:, None] * sb + voff[None, :, 2]).reshape(-1)
-            seg = seg.repeat_interleave(sb ** 3)
-            lo, hi = t_ilo[seg], t_ihi[seg]
-            inb = ((vi >= lo[:, 0]) & (vi < hi[:, 0]) & (vj >= lo[:, 1]) & (vj < hi[:, 1])
-                   & (vk >= lo[:, 2]) & (vk < hi[:, 2]))
-            flat = (vi * ny + vj) * nz + vk
-            sel = inb.nonzero().squeeze(1)
-            flat, seg = flat[sel], seg[sel]
-            if cull:  # voxels clear of the swept tool-frame box (margin: float rounding)
-                sel = _in_swept_box(grid.centres(flat) - t_a[seg], t_rot[seg], t_d[seg], t_lo,
-                                    t_hi, 1e-3 * res).nonzero().squeeze(1)
-                flat, seg = flat[sel], seg[sel]
-            sel = grid.occ[flat].nonzero().squeeze(1)
-            work += int(sel.numel())
+        if lines is not None:
+            flat, seg = sheet.candidates(grid, lines, torch.arange(c0, c1, device=dev))
         else:
-            sel = seg
+            flat, seg = sw.block_candidates(c0, c1)
+        sel = grid.occ[flat].nonzero().squeeze(1)
+        sw.work += int(sel.numel())
         if sel.numel():
             flat, seg = flat[sel], seg[sel]
-            p = grid.centres(flat)
-            r = t_rot[seg]
-            q = torch.einsum("mji,mj->mi", r, p - t_a[seg])  # tool frame
-            e = torch.einsum("mji,mj->mi", r, t_d[seg])
-            hit = torch.zeros(len(q), dtype=torch.bool, device=dev)
-            for prim in prims:
-                hit |= _segment_hits(q, e, prim)
+            hit = sw.hits(flat, seg)
             if hit.any():
                 hf, hs = flat[hit], seg[hit]
                 grid.occ[hf] = False
@@ -544,9 +480,118 @@ def carve_pass(grid: Grid, subs: SubSegments, cutter: Cutter, n_moves: int,
                     hs = first.scatter_reduce(0, inv, hs, reduce="amin")
                 per_seg = torch.bincount(hs - c0, minlength=c1 - c0).cpu().numpy()
                 np.add.at(removed, move_of[c0:c1], per_seg * res ** 3)
-        if work > COARSE_REFRESH_VOXELS:  # blocks emptied since: skip them from now on
-            coarse_flat = grid.coarse().reshape(-1)
-            work = 0
+        sw.refresh()
         if progress:
             progress(c1 - c0)
     return removed
+
+
+LINE_COST = 4  # chunk budget: a line's interval and its few voxels, in box-voxel units
+
+
+class _Swept:
+    """Block enumeration and the exact test of one pass' sub-segments (torch tensors)."""
+
+    def __init__(self, grid: Grid, subs: SubSegments, cutter: Cutter, ilo, ihi, blo, bdims,
+                 cull: bool) -> None:
+        dev = grid.occ.device
+        res = grid.res
+        self.grid, self.cull, self.prims, self.work = grid, cull, cutter.primitives, 0
+        self.a = torch.as_tensor(subs.a, dtype=torch.float32, device=dev)
+        self.d = torch.as_tensor(subs.d, dtype=torch.float32, device=dev)
+        self.rot = torch.as_tensor(subs.rot, dtype=torch.float32, device=dev)
+        self.ilo = torch.as_tensor(ilo, device=dev)
+        self.ihi = torch.as_tensor(ihi, device=dev)
+        self.blo = torch.as_tensor(blo, device=dev)
+        self.bd = torch.as_tensor(bdims, device=dev)
+        self.bc = torch.as_tensor(bdims.prod(1), device=dev)
+        self.off = torch.stack(torch.meshgrid(*[torch.arange(BLOCK, device=dev)] * 3,
+                                              indexing="ij"), -1).reshape(-1, 3)  # (B^3, 3)
+        b_lo, b_hi = _primitives_box(cutter.primitives)
+        self.lo = torch.as_tensor(b_lo, dtype=torch.float32, device=dev)
+        self.hi = torch.as_tensor(b_hi, dtype=torch.float32, device=dev)
+        # block centre (voxel centres' mid-point) and the half diagonal of its voxel centres
+        self.bo = torch.as_tensor(grid.origin + 0.5 * BLOCK * res, dtype=torch.float32,
+                                  device=dev)
+        self.blk_half = math.sqrt(3) * (BLOCK - 1) / 2 * res + 1e-3 * res
+        self.off2 = torch.stack(torch.meshgrid(*[torch.arange(2, device=dev)] * 3,
+                                               indexing="ij"), -1).reshape(-1, 3)
+        self.so = torch.as_tensor(grid.origin + 0.5 * (BLOCK // 2) * res, dtype=torch.float32,
+                                  device=dev)
+        self.sub_half = math.sqrt(3) * (BLOCK // 2 - 1) / 2 * res + 1e-3 * res
+        coarse = grid.coarse()
+        self.cny, self.cnz = coarse.shape[1], coarse.shape[2]
+        self.coarse_flat = coarse.reshape(-1)
+
+    def refresh(self) -> None:
+        """Blocks emptied since the last look: skip them from now on."""
+        if self.work > COARSE_REFRESH_VOXELS:
+            self.coarse_flat = self.grid.coarse().reshape(-1)
+            self.work = 0
+
+    def _in_box(self, x, seg, margin):
+        return _in_swept_box(x - self.a[seg], self.rot[seg], self.d[seg], self.lo, self.hi,
+                             margin)
+
+    def block_candidates(self, c0: int, c1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flat voxel index, sub-segment) of the voxels in the boxes of sub-segments
+        c0..c1-1 that lie in blocks holding material (and, culling, in the swept box)."""
+        grid, dev, res = self.grid, self.grid.occ.device, self.grid.res
+        bc = self.bc[c0:c1]
+        total = int(bc.sum())
+        if total == 0:
+            z = torch.zeros(0, dtype=torch.int64, device=dev)
+            return z, z
+        seg = torch.repeat_interleave(torch.arange(c0, c1, device=dev), bc)
+        start = torch.cumsum(bc, 0) - bc
+        local = torch.arange(total, device=dev) - torch.repeat_interleave(start, bc)
+        dm = self.bd[seg]
+        bk = local % dm[:, 2]
+        bj = (local // dm[:, 2]) % dm[:, 1]
+        bi = local // (dm[:, 2] * dm[:, 1])
+        b0 = self.blo[seg]
+        bi, bj, bk = bi + b0[:, 0], bj + b0[:, 1], bk + b0[:, 2]
+        keep = self.coarse_flat[(bi * self.cny + bj) * self.cnz + bk]
+        seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
+        if self.cull and seg.numel():  # blocks clear of the swept tool-frame box
+            bc_ = torch.stack([bi, bj, bk], 1).to(torch.float32) * (BLOCK * res) + self.bo
+            keep = self._in_box(bc_, seg, self.blk_half)
+            seg, bi, bj, bk = seg[keep], bi[keep], bj[keep], bk[keep]
+        if self.cull:  # halve the kept blocks (BLOCK = 4) into 2^3 sub-blocks, cull those too
+            sb = BLOCK // 2
+            si = (bi[:, None] * 2 + self.off2[None, :, 0]).reshape(-1)
+            sj = (bj[:, None] * 2 + self.off2[None, :, 1]).reshape(-1)
+            sk = (bk[:, None] * 2 + self.off2[None, :, 2]).reshape(-1)
+            seg = seg.repeat_interleave(8)
+            sc = torch.stack([si, sj, sk], 1).to(torch.float32) * (sb * res) + self.so
+            keep = self._in_box(sc, seg, self.sub_half)
+            seg, bi, bj, bk = seg[keep], si[keep], sj[keep], sk[keep]
+            voff = self.off2
+        else:
+            sb, voff = BLOCK, self.off
+        vi = (bi[:, None] * sb + voff[None, :, 0]).reshape(-1)
+        vj = (bj[:, None] * sb + voff[None, :, 1]).reshape(-1)
+        vk = (bk[:, None] * sb + voff[None, :, 2]).reshape(-1)
+        seg = seg.repeat_interleave(sb ** 3)
+        lo, hi = self.ilo[seg], self.ihi[seg]
+        inb = ((vi >= lo[:, 0]) & (vi < hi[:, 0]) & (vj >= lo[:, 1]) & (vj < hi[:, 1])
+               & (vk >= lo[:, 2]) & (vk < hi[:, 2]))
+        ny, nz = grid.shape[1], grid.shape[2]
+        flat = (vi * ny + vj) * nz + vk
+        sel = inb.nonzero().squeeze(1)
+        flat, seg = flat[sel], seg[sel]
+        if self.cull:  # voxels clear of the swept tool-frame box (margin: float rounding)
+            sel = self._in_box(grid.centres(flat), seg, 1e-3 * res).nonzero().squeeze(1)
+            flat, seg = flat[sel], seg[sel]
+        return flat, seg
+
+    def hits(self, flat: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        """(m,) bool: does sub-segment seg's cutter sweep through voxel centre flat?"""
+        p = self.grid.centres(flat)
+        r = self.rot[seg]
+        q = torch.einsum("mji,mj->mi", r, p - self.a[seg])  # tool frame
+        e = torch.einsum("mji,mj->mi", r, self.d[seg])
+        hit = torch.zeros(len(q), dtype=torch.bool, device=q.device)
+        for prim in self.prims:
+            hit |= _segment_hits(q, e, prim)
+        return hit
