@@ -10,9 +10,8 @@ once with numpy instead of one triangle at a time). Triangles are two-sided.
 Cutter shapes (radius ``R``):
 - ``ball``: a sphere of radius R whose bottom point is the tip.
 - ``flat``: a flat disk of radius R at the tip.
-- ``bull``: disk of radius R - r with a torus of radius r; dropped as a ball of radius r
-  sampled over offsets on the inner disk (within ~r/50 of exact at the sampled offsets,
-  may sit up to ~0.01 mm low between them; the SDF gouge check covers finishing).
+- ``bull``: disk of radius R - r with a torus of radius r: exact for facets and vertices,
+  edges by bisection of a concave function (to ~1e-7 mm).
 
 Grids are regular: ``xs`` (nx,) and ``ys`` (ny,) evenly spaced, CL returned as (ny, nx);
 points no element reaches get ``-inf``.
@@ -82,14 +81,16 @@ class Grid:
 
 def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
                fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-               ztop: np.ndarray | None = None) -> None:
+               ztop: np.ndarray | None = None, floor_arg: bool = False) -> None:
     """Call ``fn(elem, qx, qy) -> z`` for every (element, grid point) in the element's
     footprint box ``lo``..``hi`` ((m, 2) each) and max-accumulate z into ``out`` (ny*nx).
 
     Elements that cannot raise ``out`` are skipped first: those whose box holds no grid
     point of the mask, and, given ``ztop`` (m,) (an upper bound of what ``fn`` returns for
     the element), those with ``ztop`` <= the lowest ``out`` over the mask points of their
-    box (the result is the same: a max does not change by what lies below it).
+    box (the result is the same: a max does not change by what lies below it), and then
+    the pairs whose grid point already has ``out`` >= ``ztop``. With ``floor_arg`` fn gets
+    the current ``out`` of each pair's grid point as a fourth argument (to skip more).
     Chunks run on ``THREADS`` threads (numpy releases the GIL), each into its own buffer."""
     ix0, ix1 = grid.ix_range(lo[:, 0], hi[:, 0])
     iy0, iy1 = grid.iy_range(lo[:, 1], hi[:, 1])
@@ -107,6 +108,7 @@ def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
         keep = keep[ztop[keep] > low]
     if len(keep) == 0:
         return
+    pair_cull = ztop is not None and grid.cull
     cum = np.cumsum(cnt[keep])
     chunks = []
     start = 0
@@ -127,12 +129,20 @@ def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
             iy = k // nxe
             ix = ix0[e] + (k - iy * nxe)
             iy += iy0[e]
+            at = iy * grid.nx + ix
             if grid.mask is not None:
-                m = grid.mask[iy * grid.nx + ix]
-                e, ix, iy = e[m], ix[m], iy[m]
-            z = fn(e, grid.xs[ix], grid.ys[iy])
+                m = grid.mask[at]
+                e, ix, iy, at = e[m], ix[m], iy[m], at[m]
+            if pair_cull:  # out only grows: a stale read culls less, never wrongly
+                m = ztop[e] > out[at]
+                e, ix, iy, at = e[m], ix[m], iy[m], at[m]
+            if floor_arg:
+                z = fn(e, grid.xs[ix], grid.ys[iy], out[at] if pair_cull else
+                       np.full(len(at), -np.inf))
+            else:
+                z = fn(e, grid.xs[ix], grid.ys[iy])
             ok = z > -np.inf
-            np.maximum.at(buf, (iy * grid.nx + ix)[ok], z[ok])
+            np.maximum.at(buf, at[ok], z[ok])
 
     if THREADS <= 1 or len(chunks) < 2:
         run(chunks, out)
@@ -156,6 +166,7 @@ def _box_any(mask: np.ndarray, ix0, ix1, iy0, iy1) -> np.ndarray:
 
 
 _BOX_MIN_BYTES = 200_000_000
+_BISECT = 20  # bull edge contact: bisection steps (12 mm of segment -> 1e-5 mm)
 _ZTOP_MM = 1e-6  # upper bounds are raised by this (rounding of the contact formulas)
 
 
@@ -207,16 +218,24 @@ def _edges_xy(v, edges):
 
 def _drop_ball(v, f, edges, grid, R, out):
     # facets first, then vertices and edges: what the facets give lets _for_pairs skip
-    # most vertices and edges (a ball touching an element has its tip at most at the
+    # most vertices and edges (a cutter touching an element has its tip at most at the
     # element's highest point)
     _drop_facets(v, f, grid, out, lambda nxy, nz: R * nxy, lambda nz, nxy: R * nz - R)
+    _drop_vertices(v, grid, R, out, lambda d2: np.sqrt(np.maximum(R * R - d2, 0)), R)
+    _ball_edges(v, edges, grid, R, out)
 
+
+def _drop_vertices(v, grid, R, out, lift, drop: float):
+    """Vertex contact of a cutter of radius R: tip = v_z + lift(d^2) - drop within d <= R
+    (d the vertex's xy distance from the axis)."""
     def vert(i, qx, qy):
         d2 = (qx - v[i, 0]) ** 2 + (qy - v[i, 1]) ** 2
-        return np.where(d2 <= R * R, v[i, 2] + np.sqrt(np.maximum(R * R - d2, 0)) - R, -np.inf)
+        return np.where(d2 <= R * R, v[i, 2] + lift(d2) - drop, -np.inf)
 
     _for_pairs(grid, v[:, :2] - R, v[:, :2] + R, out, vert, v[:, 2] + _ZTOP_MM)
 
+
+def _ball_edges(v, edges, grid, R, out):
     a, b, u, L, m = _edges_xy(v, edges)
     sq = np.sqrt(1 + m * m)
 
@@ -280,12 +299,11 @@ def _drop_flat(v, f, edges, grid, R, out):
         return np.where(h > 1e-9, R * nxy / np.maximum(h, 1e-12), 0.0)
 
     _drop_facets(v, f, grid, out, shift, lambda nz, nxy: np.zeros_like(nz))
+    _drop_vertices(v, grid, R, out, lambda d2: 0.0, 0.0)
+    _flat_edges(v, edges, grid, R, out)
 
-    def vert(i, qx, qy):
-        d2 = (qx - v[i, 0]) ** 2 + (qy - v[i, 1]) ** 2
-        return np.where(d2 <= R * R, v[i, 2], -np.inf)
 
-    _for_pairs(grid, v[:, :2] - R, v[:, :2] + R, out, vert, v[:, 2] + _ZTOP_MM)
+def _flat_edges(v, edges, grid, R, out):
     a, b, u, L, m = _edges_xy(v, edges)
 
     def edge(i, qx, qy):
@@ -299,6 +317,71 @@ def _drop_flat(v, f, edges, grid, R, out):
 
     _for_pairs(grid, np.minimum(a[:, :2], b[:, :2]) - R, np.maximum(a[:, :2], b[:, :2]) + R,
                out, edge, np.maximum(a[:, 2], b[:, 2]) + _ZTOP_MM)
+
+
+def _drop_bull(v, f, edges, grid, R, r, out):
+    """Bull nose: a flat disk of radius R - r at the tip and a torus of tube radius r (the
+    union of the balls of radius r centred on the ring of radius R - r, r above the tip).
+    Facets exactly (the torus touches a plane at the ring point on the plane's uphill
+    side), vertices at the cutter's profile height, edges as the maximum of that profile
+    drop over the segment (concave: bisection to ~1e-7 mm)."""
+    rin = R - r
+    if rin <= 1e-9:
+        _drop_ball(v, f, edges, grid, R, out)
+        return
+
+    def shift(nxy, nz):
+        h = np.linalg.norm(nxy, axis=1, keepdims=True)
+        return np.where(h > 1e-9, rin * nxy / np.maximum(h, 1e-12), 0.0) + r * nxy
+
+    _drop_facets(v, f, grid, out, shift, lambda nz, nxy: r * nz - r)
+    _drop_vertices(v, grid, R, out, lambda d2: np.sqrt(np.maximum(
+        r * r - np.maximum(np.sqrt(d2) - rin, 0.0) ** 2, 0.0)), r)
+    a, b, u, L, m = _edges_xy(v, edges)
+
+    def drop(i, qx, qy, floor):
+        """Torus (with its flat disk) on the segment: the tip where it touches point s
+        of the segment is h(s) = z(s) - r + sqrt(r^2 - max(rho(s) - rin, 0)^2), rho(s) the
+        xy distance from the axis (<= R): concave in s (a concave non-increasing profile
+        of the convex rho, plus the linear z), so its maximum is where h' changes sign
+        (bisection). Pairs that cannot rise above ``floor`` are skipped."""
+        dx, dy = qx - a[i, 0], qy - a[i, 1]
+        s0 = dx * u[i, 0] + dy * u[i, 1]
+        d0 = dx * u[i, 1] - dy * u[i, 0]
+        half = np.sqrt(np.maximum(R * R - d0 * d0, 0.0))
+        lo = np.maximum(s0 - half, 0.0)
+        hi = np.minimum(s0 + half, L[i])
+        mi = m[i]
+        # no higher than the segment's top within R, lowered by the profile at |d0|
+        dd = np.maximum(np.abs(d0) - rin, 0.0)
+        top = a[i, 2] + mi * np.where(mi > 0, hi, lo) - r + np.sqrt(
+            np.maximum(r * r - dd * dd, 0.0)) + _ZTOP_MM
+        z = np.full(len(i), -np.inf)
+        go = np.flatnonzero((d0 * d0 <= R * R) & (lo <= hi) & (top > floor))
+        if len(go) == 0:
+            return z
+        s0, d2, lo, hi, mi = s0[go], d0[go] ** 2, lo[go], hi[go], mi[go]
+
+        def h(s):
+            t = np.maximum(np.sqrt((s - s0) ** 2 + d2) - rin, 0.0)
+            return mi * s + np.sqrt(np.maximum(r * r - t * t, 0.0))
+
+        for _ in range(_BISECT):
+            mid = 0.5 * (lo + hi)
+            rho = np.sqrt((mid - s0) ** 2 + d2)
+            t = np.maximum(rho - rin, 0.0)
+            slope = mi - t / np.sqrt(np.maximum(r * r - t * t, 1e-30)) * (mid - s0) \
+                / np.maximum(rho, 1e-12)
+            up = slope > 0
+            lo = np.where(up, mid, lo)
+            hi = np.where(up, hi, mid)
+        z[go] = a[i[go], 2] + np.maximum(h(lo), h(hi)) - r
+        return z
+
+    lo = np.minimum(a[:, :2], b[:, :2]) - R
+    hi = np.maximum(a[:, :2], b[:, :2]) + R
+    _for_pairs(grid, lo, hi, out, drop, np.maximum(a[:, 2], b[:, 2]) + _ZTOP_MM,
+               floor_arg=True)
 
 
 class Adjacency:
@@ -343,15 +426,7 @@ def drop_cutter(vertices: np.ndarray, faces: np.ndarray, cutter: Cutter, xs: np.
     elif cutter.kind == "flat":
         _drop_flat(v, f, edges, grid, R, out)
     elif cutter.kind == "bull":
-        r = float(cutter.corner_radius_mm)
-        rin = R - r
-        offs = [(0.0, 0.0)]
-        for frac, k in ((1 / 3, 8), (2 / 3, 12), (1.0, max(16, int(math.ceil(2 * math.pi * rin
-                                                                              / (r / 4)))))):
-            for t in np.linspace(0, 2 * math.pi, k, endpoint=False):
-                offs.append((frac * rin * math.cos(t), frac * rin * math.sin(t)))
-        for ox, oy in offs:  # max-accumulated into out: each offset culls by the others
-            _drop_ball(v - [ox, oy, 0.0], f, edges, grid, r, out)
+        _drop_bull(v, f, edges, grid, R, float(cutter.corner_radius_mm), out)
     else:
         raise ValueError(f"unknown cutter kind {cutter.kind!r}")
     return out.reshape(grid.ny, grid.nx)

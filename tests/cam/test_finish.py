@@ -69,6 +69,7 @@ def reference_band(us, vs, cl, keep, sample_mm, line_mm, simplify_mm, clear_mm):
 
 @pytest.mark.parametrize("tool_name,sample_mm,scallop_mm", [
     ("ball-6mm", 0.5, 0.3),
+    ("bull-12mm", 1.0, 0.5),
 ])
 def test_raster_matches_the_row_by_row_reference(query, tool_name, sample_mm, scallop_mm):
     tool = load_tool(tool_name)
