@@ -7,17 +7,26 @@
    points per second of each and the CL height difference on continuous regions (grid
    points whose CL differs from its neighbours by < 1 mm, both tools finding contact).
 
+   ``--before REV``: the same finishing with finish.py + dropcutter.py as committed at REV
+   (git), in the same process, before the current code: both times and the largest
+   difference between their moves.
+
 3. ``--job DESIGN``: a whole draft job (``sculptor cam --quality draft``, gouge-12mm with
    flat-10mm roughing in kuka-kr6-r900-turntable) planned and then solved by the robot
    solver: planning time, moves, path length, valid ratio and solve time.
 
     .venv/bin/python benchmarks/bench_cam.py [--mesh ../shared/data/meshes/nefertiti.obj]
-        [--finish-only] [--job DESIGN [--stock XxYxZ] [--out DIR]]
+        [--tool ball-6mm] [--before REV] [--finish-only] [--job DESIGN [--stock XxYxZ]
+        [--out DIR]]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,18 +51,44 @@ def load(mesh_path: Path) -> trimesh.Trimesh:
     return m
 
 
-def bench_finish(m) -> dict:
-    tool = load_tool("ball-6mm")
+def bench_finish(m, tool_name: str = "ball-6mm", finish=finish_passes) -> dict:
+    tool = load_tool(tool_name)
     t0 = time.perf_counter()
     c0 = time.process_time()
     q = MeshQuery(m)
-    passes, rep = finish_passes(q, Bands(8), tool, scallop_mm=0.2, sample_mm=0.25,
-                                simplify_mm=0.01)
+    passes, rep = finish(q, Bands(8), tool, scallop_mm=0.2, sample_mm=0.25, simplify_mm=0.01)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
     return {"finish_s": dt, "cpu_s": cpu, "cl_points": rep["cl_points"], "moves": sum(p.n_moves
                                                                        for p in passes),
-            "stepover_mm": rep["stepover_mm"]}
+            "stepover_mm": rep["stepover_mm"], "passes": passes}
+
+
+def finish_at(rev: str):
+    """finish_passes of finish.py with dropcutter.py as committed at git ``rev``."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cam_"))
+    mods = {}
+    for name in ("dropcutter", "finish"):
+        src = subprocess.run(["git", "show", f"{rev}:sculptor/cam/{name}.py"], cwd=ROOT,
+                             check=True, capture_output=True, text=True).stdout
+        (tmp / f"{name}.py").write_text(src)
+        spec = importlib.util.spec_from_file_location(f"_before_{name}", tmp / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        mods[name] = mod
+    mods["finish"].drop_cutter = mods["dropcutter"].drop_cutter
+    mods["finish"].holder_floor = mods["dropcutter"].holder_floor
+    return mods["finish"].finish_passes
+
+
+def max_move_difference(a: list, b: list) -> float:
+    """The largest position difference (mm) between two lists of passes (inf when the
+    passes or their move counts differ)."""
+    if [p.n_moves for p in a] != [p.n_moves for p in b]:
+        return float("inf")
+    return max((float(np.abs(p.position_mm - o.position_mm).max()) for p, o in zip(a, b)
+                if p.n_moves), default=0.0)
 
 
 def bench_ocl(m, line_mm: float = 2.0, sample_mm: float = 0.25) -> dict:
@@ -129,6 +164,9 @@ def main() -> None:
     ap.add_argument("--mesh", type=Path,
                     default=ROOT.parent / "shared" / "data" / "meshes" / "nefertiti.obj")
     ap.add_argument("--finish-only", action="store_true", help="skip OpenCAMLib")
+    ap.add_argument("--tool", default="ball-6mm", help="finishing tool (ball or bull)")
+    ap.add_argument("--before", metavar="REV",
+                    help="also time finish.py + dropcutter.py as at git REV (same run)")
     ap.add_argument("--job", type=Path, help="plan + solve a whole draft job for DESIGN")
     ap.add_argument("--stock", default=None)
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_cam_job"))
@@ -138,11 +176,20 @@ def main() -> None:
         return
     m = load(a.mesh)
     print(f"mesh {a.mesh.name}: {len(m.faces)} triangles, {np.round(m.extents, 1)} mm")
-    r = bench_finish(m)
-    print(f"finish (8 side bands + top, ball-6mm, 0.25 mm sampling, scallop 0.2 mm): "
+    label = f"finish (8 side bands + top, {a.tool}, 0.25 mm sampling, scallop 0.2 mm)"
+    MeshQuery(m)  # open3d imported before the timed runs
+    if a.before:
+        b = bench_finish(m, a.tool, finish_at(a.before))
+        print(f"{label} at {a.before}: {b['finish_s']:.1f} s wall ({b['cpu_s']:.1f} s CPU), "
+              f"{b['moves']} moves")
+    r = bench_finish(m, a.tool)
+    print(f"{label}: "
           f"{r['finish_s']:.1f} s wall ({r['cpu_s']:.1f} s CPU), {r['cl_points']} CL points, "
           f"{r['moves']} moves, "
           f"stepover {r['stepover_mm']:.2f} mm  (target < 30 s)")
+    if a.before:
+        print(f"largest move difference to {a.before}: "
+              f"{max_move_difference(r['passes'], b['passes']):.3g} mm")
     if a.finish_only:
         return
     o = bench_ocl(m)
