@@ -38,7 +38,7 @@ from sculptor.artifacts.toolpath import MoveKind
 from sculptor.profiles import RotaryTool
 
 AXIS_TOLERANCE_RAD = 1e-6  # a pass whose tool axis turns more than this uses the voxel engine
-CHUNK_PAIRS = 4_000_000  # (move, ray) pairs per batch
+CHUNK_PAIRS = 1_000_000  # (move, ray) pairs per batch
 SLAB_CELLS = 600_000_000  # ray x layer cells of one difference array (int16: 1.2 GB)
 EPS = 1e-12
 
@@ -381,14 +381,22 @@ def carve_pass_dexel(grid, position: np.ndarray, kind: np.ndarray, axis: np.ndar
     c_key = torch.sort(torch.cat(cand)).values if cand else None  # ray * nm + layer
     first = (torch.full((len(c_key),), n, dtype=torch.int64, device=dev)
              if c_key is not None else None)
+    # candidates not reached yet: batches come in time order, so a candidate reached by
+    # a batch cannot be reached earlier by a later one and is dropped from the search
+    active = torch.arange(len(c_key), device=dev) if c_key is not None else None
+    a_key = c_key
 
     # ------------------------------------------------ all moves: clear slab by slab
     for si, (s0, s1) in enumerate(slabs):
         diff = torch.zeros((s1 - s0 + 1) * nbp * nbq, dtype=torch.int16, device=dev)
         for b in batches:
             pairs = batch_pairs(b)
-            if si == 0 and first is not None:
-                _earliest(first, c_key, nm, pairs)
+            if si == 0 and first is not None and len(active):
+                _earliest(first, a_key, active, nm, pairs)
+                left = first[active] == n
+                if int(left.sum()) < 0.9 * len(active):
+                    active = active[left]
+                    a_key = c_key[active]
             accumulate(diff, pairs, s0, s1)
             if progress and si == len(slabs) - 1:
                 progress(len(b))
@@ -402,9 +410,10 @@ def carve_pass_dexel(grid, position: np.ndarray, kind: np.ndarray, axis: np.ndar
     return removed
 
 
-def _earliest(first: torch.Tensor, c_key: torch.Tensor, nm: int, pairs) -> None:
-    """first[c] = min(first[c], move) over pairs whose ray holds candidate cell c
-    (key ray * nm + layer, sorted) within their layer range."""
+def _earliest(first: torch.Tensor, c_key: torch.Tensor, c_index: torch.Tensor, nm: int,
+              pairs) -> None:
+    """first[c_index[i]] = min(first[c_index[i]], move) over pairs whose ray holds candidate
+    cell i (key c_key[i] = ray * nm + layer, sorted) within their layer range."""
     ray, k0, k1, mv = pairs
     lo = torch.searchsorted(c_key, ray * nm + k0)
     hi = torch.searchsorted(c_key, ray * nm + k1)
@@ -415,4 +424,4 @@ def _earliest(first: torch.Tensor, c_key: torch.Tensor, nm: int, pairs) -> None:
     pi = torch.repeat_interleave(hit, cnt)
     st = torch.cumsum(cnt, 0) - cnt
     ci = lo[pi] + torch.arange(len(pi), device=c_key.device) - torch.repeat_interleave(st, cnt)
-    first.scatter_reduce_(0, ci, mv[pi], reduce="amin")
+    first.scatter_reduce_(0, c_index[ci], mv[pi], reduce="amin")

@@ -21,15 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from sculptor.artifacts.core import atomic_write_bytes
-from sculptor.render import points_visible, project_points, render_mesh, view_rotation, \
-    write_png
+from sculptor.render import (Framing, depth_map, project_points, render_mesh, view_rotation,
+                             write_png)
 
 STATUS_RGB = {1: (240, 150, 0), 2: (200, 0, 200), 3: (220, 0, 0)}
 STATUS_NAME = {1: "near a limit", 2: "unreachable", 3: "colliding / through wood"}
 STILL_VIEWS = ("front", "side", "top")
+BACKGROUND = (0.97, 0.97, 0.96)
 STILL_MAX_PX = (620, 720)  # the render of one view fits in this (w, h)
 LEGEND_PX = 330
-MARKER_CELL_PX = 18
+MARKER_CELL_PX = 24
+ON_SURFACE, IN_AIR, HIDDEN, OUTSIDE = 0, 1, 2, 3  # where a marked point lies in a view
 DPI = 100
 
 
@@ -85,20 +87,22 @@ def write_stills(out: Path, mesh, d: np.ndarray, tol_mm: float, gouge_limit_mm: 
         write_png(out / "deviation.png", blank)
         return
     cols = deviation_colors(d, tol_mm, span_for(tol_mm))
-    atomic_write_bytes(out / "deviation.png",
-                       deviation_png(mesh, cols, tol_mm, gouge_limit_mm, rep))
     pts, status = failing_points(toolpath, move_status)
+    renders = {}
     for v in STILL_VIEWS:
-        atomic_write_bytes(out / f"{v}.png", still_png(mesh, d, cols, v, tol_mm,
+        size = render_size(mesh.bounds, v)
+        renders[v] = render_mesh(mesh, v, size, vertex_colors=cols, background=BACKGROUND)
+        atomic_write_bytes(out / f"{v}.png", still_png(mesh, d, renders[v], v, tol_mm,
                                                        gouge_limit_mm, pts, status, rep))
+    atomic_write_bytes(out / "deviation.png",
+                       deviation_png([renders[v] for v in STILL_VIEWS], tol_mm,
+                                     gouge_limit_mm, rep))
 
 
-def deviation_png(mesh, cols: np.ndarray, tol_mm: float, gouge_limit_mm: float, rep) -> bytes:
-    """The three views side by side in deviation colours, with a colour bar."""
+def deviation_png(imgs: list[np.ndarray], tol_mm: float, gouge_limit_mm: float, rep) -> bytes:
+    """The three views (renders in deviation colours) side by side, with a colour bar."""
     matplotlib, plt = _pyplot()
     span = span_for(tol_mm)
-    imgs = [render_mesh(mesh, v, (560, 560), vertex_colors=cols, background=(1, 1, 1))
-            for v in STILL_VIEWS]
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.6),
                              gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
     for ax, img, v in zip(axes, imgs, STILL_VIEWS):
@@ -156,17 +160,40 @@ def marker_bins(xy: np.ndarray, status: np.ndarray, cell_px: int = MARKER_CELL_P
     return pos, worst, count
 
 
-def still_png(mesh, d: np.ndarray, cols: np.ndarray, view: str, tol_mm: float,
+def classify_points(pts: np.ndarray, mesh, view: str, size: tuple[int, int],
+                    near_mm: float = 4.0) -> np.ndarray:
+    """(n,) int8 where piece-frame points (n, 3) mm lie in a render of ``mesh``:
+    ON_SURFACE within ``near_mm`` of the visible surface, IN_AIR in front of it or with no
+    surface behind, HIDDEN behind it, OUTSIDE the picture."""
+    w, h = size
+    out = np.full(len(pts), OUTSIDE, np.int8)
+    if len(pts) == 0:
+        return out
+    fr = Framing.fit(view, mesh.bounds, size)
+    xy, z = fr.project(pts)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    zbuf = depth_map(mesh, view, size)
+    ix = np.clip(xy[:, 0].astype(np.int64), 0, w - 1)
+    iy = np.clip(xy[:, 1].astype(np.int64), 0, h - 1)
+    surf = zbuf[iy, ix]
+    out[inside & (z < surf - near_mm)] = HIDDEN
+    out[inside & (z >= surf - near_mm)] = ON_SURFACE
+    out[inside & ((z > surf + near_mm) | ~np.isfinite(surf))] = IN_AIR
+    return out
+
+
+
+def still_png(mesh, d: np.ndarray, img: np.ndarray, view: str, tol_mm: float,
               gouge_limit_mm: float, pts: np.ndarray, status: np.ndarray, rep) -> bytes:
-    """One view: the carved piece in deviation colours, failing moves as sparse rings and
-    a legend panel (see the module docstring)."""
+    """One view: ``img`` (the render of the carved piece in deviation colours), failing
+    moves on the surface as sparse rings, those in the air as small dots, and a legend
+    panel (see the module docstring)."""
     matplotlib, plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    size = render_size(mesh.bounds, view)
-    img = render_mesh(mesh, view, size, vertex_colors=cols, background=(0.97, 0.97, 0.96))
-    w, h = size
-    fig_w, fig_h = w + LEGEND_PX, max(h, 560)
+    h, w = img.shape[:2]
+    size = (w, h)
+    fig_w, fig_h = w + LEGEND_PX, max(h, 600)
     fig = plt.figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
     ax = fig.add_axes((0, (fig_h - h) / fig_h, w / fig_w, h / fig_h))
     ax.imshow(img, interpolation="nearest")
@@ -174,81 +201,85 @@ def still_png(mesh, d: np.ndarray, cols: np.ndarray, view: str, tol_mm: float,
     ax.set_ylim(h, 0)
     ax.axis("off")
 
-    # failing moves: visible ones binned into rings, the others counted
-    xy = project_points(pts, view, mesh.bounds, size) if len(pts) else np.zeros((0, 2))
-    in_frame = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    seen = in_frame.copy()
-    if in_frame.any():
-        seen[in_frame] = points_visible(pts[in_frame], mesh, view, size, tol_mm=3.0)
-    pos, worst, count = marker_bins(xy[seen], status[seen])
-    order = np.argsort(worst, kind="stable")  # the worst drawn last, on top
-    if len(pos):
+    # failing moves (and the deepest gouge, last): binned rings on the surface, dots in
+    # the air, the others counted
+    gouge = len(d) and -float(d.min()) > gouge_limit_mm
+    gp = np.asarray(mesh.vertices)[[int(np.argmin(d))]] if gouge else np.zeros((0, 3))
+    allp = np.concatenate([pts, gp]) if len(pts) else gp
+    where = classify_points(allp, mesh, view, size)
+    xy = project_points(allp, view, mesh.bounds, size) if len(allp) else np.zeros((0, 2))
+    where, gwhere, gxy = where[:len(pts)], where[len(pts):], xy[len(pts):]
+    xy = xy[:len(pts)]
+    for cls, cell, ring in ((IN_AIR, MARKER_CELL_PX // 2, False),
+                            (ON_SURFACE, MARKER_CELL_PX, True)):
+        sel = where == cls
+        pos, worst, count = marker_bins(xy[sel], status[sel], cell)
+        order = np.argsort(worst, kind="stable")  # the worst drawn last, on top
+        if not len(pos):
+            continue
         rgb = np.array([STATUS_RGB[int(s)] for s in worst[order]]) / 255
-        ax.scatter(pos[order, 0], pos[order, 1], s=22 + 26 * np.log10(count[order]),
-                   facecolors="none", edgecolors=rgb, linewidths=1.8)
-
-    # the deepest gouge, when it is beyond the limit and visible here
+        if ring:
+            ax.scatter(pos[order, 0], pos[order, 1], s=30 + 40 * np.log10(count[order]),
+                       facecolors="none", edgecolors=rgb, linewidths=1.6)
+        else:
+            ax.scatter(pos[order, 0], pos[order, 1], s=5, c=rgb, alpha=0.55, linewidths=0)
     m = rep.material
-    if len(d) and -float(d.min()) > gouge_limit_mm:
-        i = int(np.argmin(d))
-        p = np.asarray(mesh.vertices)[i:i + 1]
-        if points_visible(p, mesh, view, size, tol_mm=1.0)[0]:
-            (gx, gy), = project_points(p, view, mesh.bounds, size)
-            ax.annotate(f"deepest gouge {-float(d.min()):.1f} mm", (gx, gy),
-                        xytext=(gx + (40 if gx < w / 2 else -40), gy - 40),
-                        ha="left" if gx < w / 2 else "right", fontsize=9,
-                        color=(0.6, 0, 0), arrowprops={"arrowstyle": "->",
-                                                       "color": (0.6, 0, 0)},
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": (0.6, 0, 0)})
+    if gouge and gwhere[0] == ON_SURFACE:
+        gx, gy = gxy[0]
+        ax.annotate(f"deepest gouge {-float(d.min()):.1f} mm", (gx, gy),
+                    xytext=(gx + (40 if gx < w / 2 else -40), gy - 40),
+                    ha="left" if gx < w / 2 else "right", fontsize=9,
+                    color=(0.6, 0, 0), arrowprops={"arrowstyle": "->", "color": (0.6, 0, 0)},
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": (0.6, 0, 0)})
 
     # legend panel
     lg = fig.add_axes((w / fig_w, 0, LEGEND_PX / fig_w, 1))
     lg.axis("off")
-    verdict = "GO" if rep.go else "NO-GO"
-    lg.text(0.05, 0.985, f"{verdict}   ({view} view)", fontsize=15, weight="bold", va="top",
-            color=(0, 0.5, 0) if rep.go else (0.7, 0, 0))
-    y = 0.93
+    lg.set_xlim(0, LEGEND_PX)
+    lg.set_ylim(fig_h, 0)  # pixels from the top
+
+    def text(y, s, size=8, **kw):
+        lg.text(12, y, s, fontsize=size, va="top", **kw)
+        return y + (s.count("\n") + 1) * size * 1.45 + 4
+
+    y = text(8, f"{'GO' if rep.go else 'NO-GO'}   ({view} view)", 15, weight="bold",
+             color=(0, 0.5, 0) if rep.go else (0.7, 0, 0)) + 6
     for r in rep.reasons[:3]:
-        txt = textwrap.shorten(r, 150, placeholder=" ...")
-        lines = textwrap.wrap(txt, 44)
-        lg.text(0.05, y, "- " + "\n  ".join(lines), fontsize=8, va="top")
-        y -= 0.03 * len(lines) + 0.01
+        y = text(y, "- " + "\n  ".join(textwrap.wrap(
+            textwrap.shorten(r, 130, placeholder=" ..."), 46))) + 3
     if len(rep.reasons) > 3:
-        lg.text(0.05, y, f"(+{len(rep.reasons) - 3} more reasons: report.md)", fontsize=8,
-                va="top")
-        y -= 0.04
-    lg.text(0.05, y - 0.01, f"max gouge {m.get('max_gouge_mm')} mm (limit "
-            f"{gouge_limit_mm:.2f}), rest max {m.get('rest_max_mm')} mm,\n"
-            f"{100 * (m.get('area_within_tol_ratio') or 0):.0f} % of the area within "
-            f"{tol_mm} mm ({rep.res_mm} mm grid)", fontsize=8, va="top")
-    y -= 0.08
+        y = text(y, f"(+{len(rep.reasons) - 3} more: report.md)")
+    y = text(y + 10, f"max gouge {m.get('max_gouge_mm')} mm (limit {gouge_limit_mm:.2f})\n"
+             f"rest max {m.get('rest_max_mm')} mm\n"
+             f"{100 * (m.get('area_within_tol_ratio') or 0):.0f} % of the area within "
+             f"{tol_mm} mm ({rep.res_mm} mm grid)")
     # colour key of the surface
+    y = text(y + 8, "surface: carved - design, mm", 9, weight="bold")
     span = span_for(tol_mm)
     cmap, norm = deviation_colormap(tol_mm, span)
-    cax = fig.add_axes(((w + 0.05 * LEGEND_PX) / fig_w, y - 0.03 - 0.22 * 560 / fig_h,
-                        0.06 * LEGEND_PX / fig_w, 0.22 * 560 / fig_h))
+    bar_h = 120
+    cax = fig.add_axes(((w + 14) / fig_w, 1 - (y + bar_h) / fig_h, 14 / fig_w, bar_h / fig_h))
     cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax)
     cb.ax.tick_params(labelsize=7)
-    lg.text(0.05, y, "surface: carved - design, mm", fontsize=9, va="top", weight="bold")
-    lg.text(0.3, y - 0.05, f"below -{tol_mm}: gouge (red)\n+-{tol_mm}: within tolerance\n"
-            f"above +{tol_mm}: rest material\n(blue; beyond +-{span:g} mm\nsaturated)",
+    lg.text(75, y, f"below -{tol_mm}: gouge (red)\n+-{tol_mm}: within tolerance\n"
+            f"above +{tol_mm}: rest material\n(blue; saturated beyond\n+-{span:g} mm)",
             fontsize=8, va="top")
-    y -= 0.05 + 0.22 * 560 / fig_h
+    y += bar_h + 14
     # marker key with counts
-    lg.text(0.05, y, "failing moves (rings)", fontsize=9, va="top", weight="bold")
+    y = text(y, "failing moves", 9, weight="bold")
     handles, labels = [], []
-    for s in (3, 2, 1):
-        n_all = int((status == s).sum())
-        n_here = int((status[seen] == s).sum())
-        handles.append(Line2D([], [], marker="o", ls="", mfc="none", ms=8, mew=1.8,
-                              mec=np.array(STATUS_RGB[s]) / 255))
-        labels.append(f"{STATUS_NAME[s]}: {n_all:,}\n({n_here:,} visible here)")
-    lg.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.02, y - 0.02),
-              frameon=False, fontsize=8, labelspacing=1.0)
-    hidden = int((in_frame & ~seen).sum())
-    lg.text(0.05, max(y - 0.27, 0.01), textwrap.fill(
-        f"One ring per {MARKER_CELL_PX} px cell at the worst status there, larger where more "
-        f"moves fail. Not drawn: {hidden:,} behind the piece in this view, "
-        f"{int((~in_frame).sum()):,} outside the picture. Every failing move: "
-        "report.json / report.md.", 50), fontsize=7, va="bottom", color=(0.3, 0.3, 0.3))
+    for s_ in (3, 2, 1):
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", ms=8, mew=1.6,
+                              mec=np.array(STATUS_RGB[s_]) / 255))
+        labels.append(f"{STATUS_NAME[s_]}: {int((status == s_).sum()):,} moves")
+    lg.legend(handles, labels, loc="upper left", frameon=False, fontsize=8,
+              bbox_to_anchor=(0.0, 1 - y / fig_h))
+    y += 3 * 22 + 8
+    counts = [int((where == c).sum()) for c in (ON_SURFACE, IN_AIR, HIDDEN, OUTSIDE)]
+    text(y, "\n".join(textwrap.wrap(
+        f"Rings: moves ending on the surface, one per {MARKER_CELL_PX} px at the worst "
+        f"status there, larger where more fail ({counts[0]:,} moves). Dots: in the air "
+        f"({counts[1]:,}). Not drawn: {counts[2]:,} behind the piece in this view, "
+        f"{counts[3]:,} outside the picture. Every failing move: report.json, report.md.",
+        52)), 7, color=(0.3, 0.3, 0.3))
     return _fig_png(fig)
