@@ -119,28 +119,29 @@ def _for_pairs(grid: Grid, lo: np.ndarray, hi: np.ndarray, out: np.ndarray,
         chunks.append(keep[start:stop])
         start = stop
 
+    base = iy0 * grid.nx + ix0  # flat index of each box's first point
+
     def run(els, buf):
         for el in els:
             c = cnt[el]
-            rep = np.repeat(np.arange(len(el), dtype=np.int32), c)
+            e = np.repeat(el, c)
             k = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
-            e = el[rep]
             nxe = nx[e]
-            iy = k // nxe
-            ix = ix0[e] + (k - iy * nxe)
-            iy += iy0[e]
-            at = iy * grid.nx + ix
+            row = k // nxe
+            at = base[e] + k + row * (grid.nx - nxe)  # k-th point of e's box, row-major
+            m = None
             if grid.mask is not None:
                 m = grid.mask[at]
-                e, ix, iy, at = e[m], ix[m], iy[m], at[m]
             if pair_cull:  # out only grows: a stale read culls less, never wrongly
-                m = ztop[e] > out[at]
-                e, ix, iy, at = e[m], ix[m], iy[m], at[m]
+                m = ztop[e] > out[at] if m is None else m & (ztop[e] > out[at])
+            if m is not None:
+                e, at = e[m], at[m]
+            iy = at // grid.nx
+            qx, qy = grid.xs[at - iy * grid.nx], grid.ys[iy]
             if floor_arg:
-                z = fn(e, grid.xs[ix], grid.ys[iy], out[at] if pair_cull else
-                       np.full(len(at), -np.inf))
+                z = fn(e, qx, qy, out[at] if pair_cull else np.full(len(at), -np.inf))
             else:
-                z = fn(e, grid.xs[ix], grid.ys[iy])
+                z = fn(e, qx, qy)
             ok = z > -np.inf
             np.maximum.at(buf, at[ok], z[ok])
 
