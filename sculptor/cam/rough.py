@@ -38,11 +38,13 @@ from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
 from sculptor.cam.moves import MoveList, gouge_frames, merge_collinear, resample_polyline, \
     rotary_frame, split_long, turntable_for_facing
 from sculptor.cam.toolshape import gouge_body_points, to_piece
-from sculptor.profiles import GougeTool
+from sculptor.profiles import GougeTool, RotaryTool
 
 RAMP_ANGLE_DEG = 4.0
 CLEAR_MM = 3.0
 MAX_MOVE_MM = 30.0  # longest cutting move (longer ones are split: small joint steps)
+SPINDLE_RADIUS_MM = 40.0  # the spindle as the simulator sees it (sim.replay.tool_capsules)
+BODY_CLEAR_MM = 0.5  # body capsules to the wood and the design, beyond the model's error
 
 
 @dataclass
@@ -86,17 +88,108 @@ def tool_cutter(tool, extra_mm: float = 0.0) -> Cutter:
     return Cutter("bull", r, tool.corner_radius_mm + extra_mm)
 
 
-def setup_cl(design, setup: Setup, tool, xs, ys, allowance_mm: float) -> np.ndarray:
+def body_sections(tool) -> list[tuple[float, float]]:
+    """The tool body above the cutting part as capsules about the tool axis, the way the
+    simulator checks it against the wood (sim.replay.tool_capsules): (z_mm, radius_mm),
+    each from ``z_mm`` above the tip upwards -- the shank from the flute top, the holder
+    from the stick-out, the spindle (``SPINDLE_RADIUS_MM`` or the holder's radius) from
+    the holder's end. A capsule's round end reaches ``radius`` below its ``z``."""
+    rh = tool.holder.diameter_mm / 2
+    out = []
+    if isinstance(tool, RotaryTool) and tool.length_mm > tool.flute_length_mm:
+        out.append((float(tool.flute_length_mm), tool.shank_diameter_mm / 2))
+    out.append((float(tool.length_mm), rh))
+    tcp_z = float(np.linalg.norm(tool.flange_from_tcp.xyz_mm))
+    if tcp_z - tool.length_mm - tool.holder.length_mm > 1.0:
+        out.append((float(tool.length_mm + tool.holder.length_mm), max(rh, SPINDLE_RADIUS_MM)))
+    return out
+
+
+def body_floor_design(v_setup: np.ndarray, faces: np.ndarray, edges, tool, xs, ys,
+                      grow_mm: float, covered_mm: float = 0.0) -> np.ndarray:
+    """(ny, nx) lowest tip heights at which every body capsule (:func:`body_sections`),
+    grown by ``grow_mm``, clears the design (vertices ``v_setup`` (n, 3) in the setup
+    frame): a ball of the capsule's radius at its ``z`` dropped on the mesh (the drop
+    cutter takes the ball's cylinder above it too). Capsules no wider than
+    ``covered_mm`` are skipped: the cutter's own drop (a cylinder of that radius up from
+    the tip) already keeps them off the design. Wide capsules are dropped on a grid
+    of up to ``rr / 5`` (at most 8 mm), grown by the half diagonal of its cells: the
+    ball about a grid point then holds the ball about any point of the cell."""
+    out = np.full((len(ys), len(xs)), -np.inf)
+    g = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
+    for z, r in body_sections(tool):
+        if r <= covered_mm:
+            continue
+        rr = r + grow_mm
+        step = max(g, min(8.0, rr / 5))
+        if step > g:
+            cx = np.arange(xs[0], xs[-1] + step, step)
+            cy = np.arange(ys[0], ys[-1] + step, step)
+            rc = rr + step * math.sqrt(0.5)
+            c = drop_cutter(v_setup, faces, Cutter("ball", rc, rc), cx, cy, edges) - z + rc
+            ix = np.clip(np.rint((xs - cx[0]) / step).astype(int), 0, len(cx) - 1)
+            iy = np.clip(np.rint((ys - cy[0]) / step).astype(int), 0, len(cy) - 1)
+            c = c[np.ix_(iy, ix)]
+        else:
+            c = drop_cutter(v_setup, faces, Cutter("ball", rr, rr), xs, ys, edges) - z + rr
+        out = np.maximum(out, c)
+    return out
+
+
+def body_floor_wood(top: np.ndarray, tool, g: float, grow_mm: float) -> np.ndarray:
+    """(ny, nx) lowest tip heights at which every body capsule (:func:`body_sections`),
+    grown by ``grow_mm``, clears wood whose highest point per grid cell (spacing ``g``) is
+    ``top`` (ny, nx; -inf: none): the capsule's round end as a non-flat structuring
+    element of a grey dilation (a capsule of radius R at z over a point d off its axis
+    needs the tip ``top - z + sqrt(R^2 - d^2)`` or higher). Capsules wider than 8 cells
+    are dilated on blocks of k x k cells (the block maximum, at the block centre; grown
+    by the two half diagonals of a block), so a wide spindle costs no more than the shank."""
+    ny, nx = top.shape
+    out = np.full(top.shape, -np.inf)
+    if not np.isfinite(top).any():
+        return out
+    t0 = np.where(np.isfinite(top), top, -1e9)
+    for z, r in body_sections(tool):
+        k = max(1, int(round((r + grow_mm) / (8 * g))))
+        rr = r + grow_mm + (k - 1) * g * math.sqrt(2)
+        t = t0
+        if k > 1:
+            t = np.pad(t0, ((0, -ny % k), (0, -nx % k)), constant_values=-1e9)
+            t = t.reshape(t.shape[0] // k, k, t.shape[1] // k, k).max(axis=(1, 3))
+        step = g * k
+        m = int(math.ceil(rr / step))
+        yy, xx = np.mgrid[-m:m + 1, -m:m + 1] * step
+        d2 = xx ** 2 + yy ** 2
+        fp = d2 <= rr * rr
+        st = np.sqrt(np.maximum(rr * rr - d2, 0.0))
+        dil = ndimage.grey_dilation(t, footprint=fp, structure=np.where(fp, st, 0.0),
+                                    mode="constant", cval=-1e9)
+        if k > 1:
+            dil = np.repeat(np.repeat(dil, k, axis=0), k, axis=1)[:ny, :nx]
+        out = np.maximum(out, np.where(dil > -1e8, dil - z, -np.inf))
+    return out
+
+
+def setup_cl(design, setup: Setup, tool, xs, ys, allowance_mm: float,
+             rest_mm: float = 0.0) -> np.ndarray:
     """(ny, nx) lowest tip heights in the setup frame: the cutter keeps ``allowance_mm``
-    from the design and the holder (a disk of its diameter, ``length_mm`` above the tip)
-    stays clear of it. -inf where nothing is under the tool."""
+    from the design and, for a rotary tool, the body (shank, holder, spindle capsules)
+    keeps ``allowance_mm + rest_mm + BODY_CLEAR_MM`` from it (``rest_mm``: rest thinner
+    than the stock model sees, left over the design by other setups); a gouge's holder (a disk of its
+    diameter, ``length_mm`` above the tip) stays clear of it. -inf where nothing is under
+    the tool."""
     v = design.vertices @ setup.setup_from_piece.T
     f = design.faces
     cl = drop_cutter(v, f, tool_cutter(tool, allowance_mm), xs, ys, design.edges)
     cl = cl + allowance_mm
-    hold = drop_cutter(v, f, Cutter("flat", tool.holder.diameter_mm / 2 + 2.0), xs, ys,
-                       design.edges) - tool.length_mm
-    return np.maximum(cl, hold)
+    if isinstance(tool, RotaryTool):
+        body = body_floor_design(v, f, design.edges, tool, xs, ys,
+                                 allowance_mm + rest_mm + BODY_CLEAR_MM,
+                                 tool_cutter(tool, allowance_mm).radius_mm)
+    else:
+        body = drop_cutter(v, f, Cutter("flat", tool.holder.diameter_mm / 2 + 2.0), xs, ys,
+                           design.edges) - tool.length_mm
+    return np.maximum(cl, body)
 
 
 def table_clamp(cl: np.ndarray, setup_from_piece: np.ndarray, xs, ys, z_min_mm: float
@@ -152,7 +245,8 @@ class Roughing:
     def cl(self, setup: Setup):
         if setup.name not in self._cache:
             xs, ys = self._grid(setup)
-            cl = setup_cl(self.design, setup, self.tool, xs, ys, self.allowance)
+            cl = setup_cl(self.design, setup, self.tool, xs, ys, self.allowance,
+                          self.stock.fine_mm / 2)
             cl = table_clamp(cl, setup.setup_from_piece, xs, ys, self.radius + 1.0)
             self._cache[setup.name] = (xs, ys, cl)
         return self._cache[setup.name]
@@ -218,7 +312,7 @@ class Roughing:
         return len(self._removable(setup))
 
     def choose(self, candidates: list[Setup], min_setups: int, max_setups: int,
-               min_gain_frac: float = 0.01, on_step=None) -> list[Setup]:
+               min_gain_frac: float = 0.002, on_step=None) -> list[Setup]:
         """Greedy: the candidate removing most of what is left, until ``min_setups`` are
         chosen and the next would remove < ``min_gain_frac`` of the initial stock.
         The stock model is not changed (planning updates it)."""
@@ -250,7 +344,7 @@ class Roughing:
         xs, ys, cl = self.cl(setup)
         R = setup.setup_from_piece
         ny, nx = cl.shape
-        from sculptor.cam.stock import swept_floor
+        from sculptor.cam.stock import swept_floor, swept_points
 
         acell, ah, avi = self.stock.column_heights(R, xs, ys)
         cell, h, vi = acell, ah, avi
@@ -264,15 +358,16 @@ class Roughing:
             return self._empty_pass(setup, index, stats)
         top = float(h.max()) + self.stock.voxel_mm / 2
         clear_h = top + 20.0
-        safe_cl = ndimage.maximum_filter(np.where(np.isfinite(cl), cl, -1e9), size=3)
-        # the tool reaches at most its stick-out (less a margin) into each column
-        reach = self._column_reach(cell, h, cl.size)
-        keep = h > np.maximum(cl.reshape(-1)[cell], reach[cell])
-        cell, h, vi = cell[keep], h[keep], vi[keep]
-        if len(h) == 0:
-            return self._empty_pass(setup, index, stats)
-        floor_min = float(np.maximum(cl.reshape(-1)[cell], reach[cell]).min())
-        cl = np.maximum(cl, np.where(np.isfinite(reach), reach, -np.inf).reshape(cl.shape))
+        if self.is_gouge:  # the blade reaches at most its stick-out (less a margin)
+            reach = self._column_reach(cell, h, cl.size)
+            keep = h > np.maximum(cl.reshape(-1)[cell], reach[cell])
+            cell, h, vi = cell[keep], h[keep], vi[keep]
+            if len(h) == 0:
+                return self._empty_pass(setup, index, stats)
+            floor_min = float(np.maximum(cl.reshape(-1)[cell], reach[cell]).min())
+            cl = np.maximum(cl, np.where(np.isfinite(reach), reach, -np.inf).reshape(cl.shape))
+        else:  # how deep the tool goes is set level by level by its body (body_floor_wood)
+            floor_min = max(float(cl.reshape(-1)[cell].min()), float(h.min()) - self.stepdown)
         levels = []
         L = top - self.stepdown
         while True:
@@ -293,7 +388,24 @@ class Roughing:
         swept = {"mark": 0, "last": None}
         half = self.stock.voxel_mm / 2
         rem0 = ah > self.cl(setup)[2].reshape(-1)[acell]
-        disk_rapid = _disk(self.radius / self.g + 1)
+        auvh = self.stock.centers[avi] @ R.T
+        if not self.is_gouge:  # the wood on the fine grid, in this setup's frame
+            fine = self.stock.fine
+            fvi = np.flatnonzero(fine.material)
+            fuvh = fine.centers[fvi] @ R.T
+            fix = np.rint((fuvh[:, 0] - xs[0]) / self.g).astype(np.int64)
+            fiy = np.rint((fuvh[:, 1] - ys[0]) / self.g).astype(np.int64)
+            inside = (fix >= 0) & (fix < nx) & (fiy >= 0) & (fiy < ny)
+            fvi, fuvh, fcell = fvi[inside], fuvh[inside], (fiy * nx + fix)[inside]
+            fcut = fuvh[:, 2] > cl.reshape(-1)[fcell]  # above the CL: to be cut
+            fgone = np.zeros(len(fvi), bool)
+            # a fine voxel counts as a ball about its centre, put at its cell's centre
+            vox_r = fine.radius_mm
+            grow = vox_r + self.g * math.sqrt(0.5) + BODY_CLEAR_MM
+            disk_rapid = _disk((self.radius + grow) / self.g)
+        else:
+            disk_rapid = _disk(self.radius / self.g + 1)
+        stats["body_limited_cells"] = 0
 
         def sweep():
             pts = ml.since(swept["mark"]) @ R.T
@@ -303,29 +415,52 @@ class Roughing:
             if swept["last"] is not None:
                 pts = np.vstack([swept["last"], pts])
             swept["last"] = pts[-1:]
-            f = swept_floor(pts, xs, ys, cutter, self.g / 2).reshape(-1)[acell]
-            gone[(ah > f) & (ah <= f + cut_len)] = True
+            if self.is_gouge:
+                f = swept_floor(pts, xs, ys, cutter, self.g / 2).reshape(-1)[acell]
+                gone[(ah > f) & (ah <= f + cut_len)] = True
+            else:  # voxel centres the cutter surely passed over (their exact u, v; the
+                # few coarse voxels on a finer grid: less of the cutter is given up)
+                for done, uvh, cell_mm in ((gone, auvh, 0.5), (fgone, fuvh, 1.0)):
+                    live = np.flatnonzero(~done)
+                    done[live[swept_points(pts, uvh[live], cutter, cut_len, cell_mm)]] = True
 
-        def wood_top(mask, fp):
+        def column_top(cells, hh):
             t = np.full(ny * nx, -np.inf)
-            np.maximum.at(t, acell[mask], ah[mask] + half)
-            return ndimage.maximum_filter(t.reshape(ny, nx), footprint=fp, mode="constant",
-                                          cval=-np.inf)
+            np.maximum.at(t, cells, hh)
+            return t.reshape(ny, nx)
 
         for L in levels:
             sweep()
-            self._rapid_top = wood_top(rem0 & ~gone, disk_rapid)
             lev = (h > L) & (h <= L + self.stepdown + self.stock.voxel_mm)
             mat = np.zeros(ny * nx, bool)
-            mat[cell[lev]] = True
+            if self.is_gouge:
+                live = rem0 & ~gone
+                top_l = column_top(acell[live], ah[live]) + half
+                cl_l = cl
+                mat[cell[lev]] = True
+            else:  # all the wood left (under the CL too): the body keeps clear of it
+                live = ~fgone
+                top_l = column_top(fcell[live], fuvh[live, 2])
+                body = body_floor_wood(top_l, self.tool, self.g, grow)
+                cl_l = np.maximum(cl, body)
+                top_l = top_l + vox_r
+                fl = live & fcut & (fuvh[:, 2] > L) & (fuvh[:, 2] <= L + self.stepdown
+                                                       + fine.voxel_mm)
+                mat[fcell[fl]] = True
             mat = mat.reshape(ny, nx)
+            self._rapid_top = ndimage.maximum_filter(top_l, footprint=disk_rapid,
+                                                     mode="constant", cval=-np.inf)
+            safe_cl = ndimage.maximum_filter(np.where(np.isfinite(cl_l), cl_l, -1e9), size=3)
             if not mat.any():
                 continue
-            region = ndimage.binary_dilation(mat, structure=disk) & (cl < L + self.stepdown)
-            region &= cl < np.inf
+            region = ndimage.binary_dilation(mat, structure=disk)
+            if not self.is_gouge:
+                stats["body_limited_cells"] += int((region & (cl < L + self.stepdown)
+                                                    & (cl_l >= L + self.stepdown)).sum())
+            region &= (cl_l < L + self.stepdown) & (cl_l < np.inf)
             if self.reach is not None:
                 region &= ~ndimage.binary_dilation(blocked, structure=disk)
-                region &= self._reach_cells(setup, xs, ys, cl, region, L)
+                region &= self._reach_cells(setup, xs, ys, cl_l, region, L)
                 region = self._open_holes(setup, xs, ys, region, L, disk)
             covered = ndimage.binary_dilation(region, structure=disk)
             blocked |= mat & ~covered
@@ -352,6 +487,8 @@ class Roughing:
         stats["skipped_paths"] = self.skipped
         stats["planned_removal_mm3"] = int(cut.sum()) * self.stock.voxel_mm ** 3
         removed = self.stock.remove(avi[gone])
+        if not self.is_gouge:
+            self.stock.fine.material[fvi[fgone]] = False
         stats["stock_removed_mm3"] = removed * self.stock.voxel_mm ** 3
         stats["arm_unreachable_moves"] = int((~self.arm_reaches(setup, ml.since(0) @ R.T)
                                               ).sum())
@@ -423,16 +560,19 @@ class Roughing:
                                                       self.g) + 2))
         ix = np.clip(np.rint((seg[:, 0] - xs[0]) / self.g).astype(int), 0, len(xs) - 1)
         iy = np.clip(np.rint((seg[:, 1] - ys[0]) / self.g).astype(int), 0, len(ys) - 1)
-        over = float(np.max(safe_cl[iy, ix]))
-        th = min(max(over, a_uvh[2], b_h0) + CLEAR_MM + self.radius, clear_h)
+        over = float(np.max(safe_cl[iy, ix]))  # the design and (rotary) the body floor
+        low = max(over, a_uvh[2], b_h0)
         wood = float(np.max(self._rapid_top[iy, ix])) + CLEAR_MM  # grown by the radius
-        kind = MoveKind.RAPID
-        if wood > th:
-            pts = np.array([[a_uvh[0], a_uvh[1], wood], [b_uv[0], b_uv[1], wood]])
+        kind = MoveKind.CUT  # where over the wood is out of the arm's reach: cut through it
+        th = low + self.stock.fine_mm / 2 + 1.0
+        for cand in (max(min(low + CLEAR_MM + self.radius, clear_h), over, wood),
+                     max(low + self.stock.fine_mm / 2 + 1.0, wood)):
+            pts = np.array([[a_uvh[0], a_uvh[1], cand], [b_uv[0], b_uv[1], cand]])
             if self.arm_reaches(setup, pts).all():
-                th = wood
-            else:  # over the wood is out of the arm's reach: cut through it at feed
-                kind = MoveKind.CUT
+                th, kind = cand, MoveKind.RAPID
+                break
+        if kind == MoveKind.CUT and wood <= th:
+            kind = MoveKind.RAPID
         pts = np.array([[a_uvh[0], a_uvh[1], th], [b_uv[0], b_uv[1], th]])
         ml.add(pts[:1] @ R, frame, self.tool.feed_mm_s, MoveKind.RETRACT, setup.turntable_rad)
         ml.add(pts[1:] @ R, frame, self.tool.feed_mm_s, kind, setup.turntable_rad)
@@ -494,7 +634,9 @@ class Roughing:
                 continue
             turns = int(math.ceil(ramp / per)) + 1
             path = np.vstack([np.vstack([pts] * turns), pts[:1]])
-            path = resample_polyline(path, max(self.g, 1.0)) if per < 4 * self.g else path
+            # heights are sampled at the points: at most half a cell apart (the tip then
+            # follows the CL and the body floor between them)
+            path = resample_polyline(path, self.g / 2)
             s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0),
                                                                 axis=1))])
             keep = s <= ramp + per + 1e-6

@@ -2,9 +2,13 @@
 
 ``StockModel.material`` (nx, ny, nz) bool marks voxels of wood still to be removed
 (stock minus design); design voxels are kept in ``design`` and are never removed.
-Removal is done per setup by a "removal surface": in the setup frame (u, v, h = rows of
-``setup_from_piece``), everything in a column above the cutter-location height that the
-setup reached is gone.
+Removal is done per setup from the emitted moves: a voxel is gone when the cutter surely
+passed over its centre (:func:`swept_points`).
+
+A voxel dropped that way can leave a sliver of wood up to half a voxel thick, and a kept
+one may be mostly cut: too coarse for the tool body, which must clear the wood left by a
+few millimetres. ``StockModel.fine`` holds the same wood on a finer grid (``fine_mm``),
+updated by the roughing alongside, for those checks.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import numpy as np
 
 
 class StockModel:
-    def __init__(self, stock, design_query, voxel_mm: float):
+    def __init__(self, stock, design_query, voxel_mm: float, fine_mm: float = 2.0):
+        self._stock, self._design_query = stock, design_query
+        self.fine_mm = min(float(fine_mm), float(voxel_mm))
+        self._fine: FineWood | None = None
         lo, hi = stock.bounds
         self.voxel_mm = float(voxel_mm)
         n = np.maximum(np.ceil((hi - lo) / voxel_mm).astype(int), 1)
@@ -27,6 +34,13 @@ class StockModel:
         self.design = design_query.inside(self.centers)
         self.material = inside_stock & ~self.design
         self.initial_count = int(self.material.sum())
+
+    @property
+    def fine(self) -> "FineWood":
+        """The wood left on a grid of ``fine_mm`` (built on first use)."""
+        if self._fine is None:
+            self._fine = FineWood(self._stock, self._design_query, self.fine_mm)
+        return self._fine
 
     @property
     def volume_mm3(self) -> float:
@@ -94,6 +108,27 @@ class StockModel:
         return np.isfinite(d)
 
 
+class FineWood:
+    """Wood voxels of ``voxel_mm`` (stock less design, centres sampled): ``centers`` (n, 3)
+    piece frame of the voxels that held wood at the start, ``material`` (n,) bool those
+    that still do."""
+
+    def __init__(self, stock, design_query, voxel_mm: float):
+        lo, hi = stock.bounds
+        self.voxel_mm = float(voxel_mm)
+        n = np.maximum(np.ceil((hi - lo) / voxel_mm).astype(int), 1)
+        axes = [lo[k] + voxel_mm / 2 + np.arange(n[k]) * voxel_mm for k in range(3)]
+        c = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        c = c[stock.inside(c)]
+        self.centers = c[~design_query.inside(c)]
+        self.material = np.ones(len(self.centers), bool)
+
+    @property
+    def radius_mm(self) -> float:
+        """Radius of the ball about a voxel centre that holds the voxel."""
+        return self.voxel_mm * math.sqrt(3) / 2
+
+
 def tip_profile(cutter, d: np.ndarray) -> np.ndarray:
     """Height of a rotary cutter's tip surface above its lowest point at radial distance
     ``d`` (mm) from its axis (cutter: sculptor.cam.dropcutter.Cutter; d <= radius)."""
@@ -132,3 +167,35 @@ def swept_floor(uvh: np.ndarray, xs: np.ndarray, ys: np.ndarray, cutter, step_mm
             np.minimum.at(floor, iy[ok] * len(xs) + ix[ok], pts[ok, 2] + tip_profile(
                 cutter, d[ok]))
     return floor.reshape(len(ys), len(xs))
+
+
+def swept_points(uvh: np.ndarray, points: np.ndarray, cutter, length_mm: float,
+                 cell_mm: float = 1.0) -> np.ndarray:
+    """(k,) bool: the points (k, 3) of a setup frame that the cutting part of ``cutter``
+    (its tip surface and ``length_mm`` of flutes above it, axis along +h) surely sweeps
+    along the polyline ``uvh`` (m, 3). The swept floor is taken on a grid of ``cell_mm``
+    about the points with the cutter narrowed by the half diagonal of a cell, so a point
+    counts only if the real cutter passes over its exact (u, v) position."""
+    from sculptor.cam.dropcutter import Cutter
+
+    pts = np.asarray(points, float).reshape(-1, 3)
+    out = np.zeros(len(pts), bool)
+    uvh = np.asarray(uvh, float).reshape(-1, 3)
+    shrink = cell_mm * math.sqrt(0.5)
+    if len(pts) == 0 or len(uvh) == 0 or cutter.radius_mm <= shrink:
+        return out
+    r = cutter.radius_mm - shrink
+    narrow = Cutter(cutter.kind, r, min(cutter.corner_radius_mm, r))
+    lo = pts[:, :2].min(0) - cell_mm
+    hi = pts[:, :2].max(0) + cell_mm
+    xs = np.arange(lo[0], hi[0] + cell_mm, cell_mm)
+    ys = np.arange(lo[1], hi[1] + cell_mm, cell_mm)
+    near = (uvh[:, 0] > lo[0] - cutter.radius_mm) & (uvh[:, 0] < hi[0] + cutter.radius_mm) \
+        & (uvh[:, 1] > lo[1] - cutter.radius_mm) & (uvh[:, 1] < hi[1] + cutter.radius_mm)
+    if not near.any():
+        return out
+    floor = swept_floor(uvh, xs, ys, narrow, cell_mm / 2)
+    ix = np.clip(np.rint((pts[:, 0] - xs[0]) / cell_mm).astype(np.int64), 0, len(xs) - 1)
+    iy = np.clip(np.rint((pts[:, 1] - ys[0]) / cell_mm).astype(np.int64), 0, len(ys) - 1)
+    f = floor[iy, ix]
+    return (pts[:, 2] > f) & (pts[:, 2] <= f + length_mm)
