@@ -11,6 +11,7 @@ the surface, grouped into 8 turntable setups facing the robot. The robot program
 solved with the robot stage's IK (nearest branch, one target per move).
 
 Usage:  .venv/bin/python benchmarks/bench_sim.py [--res-mm 0.5] [--job DIR] [--keep DIR]
+        [--engine auto|voxel] [--gouge auto|voxel]
 """
 
 from __future__ import annotations
@@ -206,10 +207,18 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build the job here and keep it")
     ap.add_argument("--engine", choices=["auto", "voxel"], default="auto",
                     help="auto: dexels for fixed-axis rotary passes; voxel: the reference")
+    ap.add_argument("--gouge", choices=["auto", "voxel"], default="auto",
+                    help="auto: gouge passes by lines of voxel centres (sim.sheet); voxel: "
+                         "by the voxel engine's blocks (same voxels, the reference)")
     a = ap.parse_args()
+    import functools
+
     import torch
 
-    from sim import run_simulation
+    from sim import carve, run_simulation
+
+    if a.gouge == "voxel":  # run.py calls carve.carve_pass: pin the reference method
+        carve.carve_pass = functools.partial(carve.carve_pass, method="voxel")
 
     tmp = None
     if a.job:
@@ -235,9 +244,13 @@ def main() -> None:
     print(f"res {a.res_mm} mm: wall {wall:.1f} s, CPU {cpu:.1f} s (timings "
           f"{rep.robot.get('timings_s')}), peak RSS {peak:.2f} GB, "
           f"verdict {'GO' if rep.go else 'NO-GO'}; engines {rep.material.get('carve_engine_per_pass')}")
-    print(f"removed {rep.material['removed_volume_mm3'] / 1e6:.2f} dm3, max gouge "
-          f"{rep.material['max_gouge_mm']} mm, rest max {rep.material['rest_max_mm']} mm, "
-          f"cycle {rep.cycle_time_s} s")
+    m = rep.material
+    print(f"carved {m['carved_volume_mm3']} mm3 (removed {m['removed_volume_mm3'] / 1e6:.3f} dm3), "
+          f"max gouge {m['max_gouge_mm']} mm, rest max / p95 {m['rest_max_mm']} / "
+          f"{m['rest_p95_mm']} mm, rest above tol {m['rest_volume_above_tol_mm3']} mm3, mean / "
+          f"p99 |d| {m['mean_abs_mm']} / {m['p99_abs_mm']} mm, within tol "
+          f"{m['area_within_tol_ratio']}, rapids through wood "
+          f"{m['rapid_moves_through_material']}, cycle {rep.cycle_time_s} s")
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
 
