@@ -48,6 +48,15 @@ def carved_mesh(occ: np.ndarray, origin: np.ndarray, res: float, smooth: int = 4
     return mesh
 
 
+def smoothed(mesh: trimesh.Trimesh, iterations: int = 4) -> trimesh.Trimesh:
+    """A Taubin-smoothed copy of a :func:`carved_mesh` made with ``smooth=0`` (the same
+    surface as ``carved_mesh(..., smooth=iterations)`` without a second marching cubes)."""
+    out = mesh.copy()
+    if iterations and len(out.faces):
+        trimesh.smoothing.filter_taubin(out, lamb=0.5, nu=0.53, iterations=iterations)
+    return out
+
+
 class DesignDistance:
     """Signed distance (mm) to a design mesh: + outside, - inside."""
 

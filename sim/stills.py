@@ -31,6 +31,7 @@ BACKGROUND = (0.97, 0.97, 0.96)
 STILL_MAX_PX = (620, 720)  # the render of one view fits in this (w, h)
 LEGEND_PX = 330
 MARKER_CELL_PX = 24
+LIGHT_FACES = 500_000  # heavier carved meshes are drawn from a vertex-clustered copy
 ON_SURFACE, IN_AIR, HIDDEN, OUTSIDE = 0, 1, 2, 3  # where a marked point lies in a view
 DPI = 100
 
@@ -88,12 +89,15 @@ def write_stills(out: Path, mesh, d: np.ndarray, tol_mm: float, gouge_limit_mm: 
         return
     cols = deviation_colors(d, tol_mm, span_for(tol_mm))
     pts, status = failing_points(toolpath, move_status)
+    light, light_cols = lighter(mesh, cols)
     renders = {}
     for v in STILL_VIEWS:
         size = render_size(mesh.bounds, v)
-        renders[v] = render_mesh(mesh, v, size, vertex_colors=cols, background=BACKGROUND)
+        renders[v] = render_mesh(light, v, size, vertex_colors=light_cols,
+                                 background=BACKGROUND, bounds=mesh.bounds)
         atomic_write_bytes(out / f"{v}.png", still_png(mesh, d, renders[v], v, tol_mm,
-                                                       gouge_limit_mm, pts, status, rep))
+                                                       gouge_limit_mm, pts, status, rep,
+                                                       light))
     atomic_write_bytes(out / "deviation.png",
                        deviation_png([renders[v] for v in STILL_VIEWS], tol_mm,
                                      gouge_limit_mm, rep))
@@ -120,6 +124,24 @@ def deviation_png(imgs: list[np.ndarray], tol_mm: float, gouge_limit_mm: float, 
         f"{tol_mm} mm", fontsize=11)
     fig.tight_layout()
     return _fig_png(fig, dpi=90)
+
+
+def lighter(mesh, cols: np.ndarray, max_faces: int = LIGHT_FACES):
+    """(mesh, vertex colours) with at most about ``max_faces`` faces for drawing: vertices
+    clustered in cells of about a pixel of the largest still (open3d, colours averaged);
+    the mesh itself when it is light enough."""
+    if len(mesh.faces) <= max_faces:
+        return mesh, cols
+    import open3d as o3d
+    import trimesh
+
+    cell = float(np.max(mesh.extents)) / max(STILL_MAX_PX) * 1.5
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(mesh.vertices, float)),
+                                  o3d.utility.Vector3iVector(np.asarray(mesh.faces, np.int32)))
+    m.vertex_colors = o3d.utility.Vector3dVector(np.asarray(cols, float))
+    s = m.simplify_vertex_clustering(cell, o3d.geometry.SimplificationContraction.Average)
+    return (trimesh.Trimesh(np.asarray(s.vertices), np.asarray(s.triangles), process=False),
+            np.asarray(s.vertex_colors))
 
 
 def failing_points(toolpath, move_status: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -161,10 +183,11 @@ def marker_bins(xy: np.ndarray, status: np.ndarray, cell_px: int = MARKER_CELL_P
 
 
 def classify_points(pts: np.ndarray, mesh, view: str, size: tuple[int, int],
-                    near_mm: float = 4.0) -> np.ndarray:
+                    near_mm: float = 4.0, drawn=None) -> np.ndarray:
     """(n,) int8 where piece-frame points (n, 3) mm lie in a render of ``mesh``:
     ON_SURFACE within ``near_mm`` of the visible surface, IN_AIR in front of it or with no
-    surface behind, HIDDEN behind it, OUTSIDE the picture."""
+    surface behind, HIDDEN behind it, OUTSIDE the picture. ``drawn``: the mesh the picture
+    shows (a lighter copy), framed by ``mesh``'s bounds."""
     w, h = size
     out = np.full(len(pts), OUTSIDE, np.int8)
     if len(pts) == 0:
@@ -172,7 +195,7 @@ def classify_points(pts: np.ndarray, mesh, view: str, size: tuple[int, int],
     fr = Framing.fit(view, mesh.bounds, size)
     xy, z = fr.project(pts)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    zbuf = depth_map(mesh, view, size)
+    zbuf = depth_map(mesh if drawn is None else drawn, view, size, mesh.bounds)
     ix = np.clip(xy[:, 0].astype(np.int64), 0, w - 1)
     iy = np.clip(xy[:, 1].astype(np.int64), 0, h - 1)
     surf = zbuf[iy, ix]
@@ -184,10 +207,12 @@ def classify_points(pts: np.ndarray, mesh, view: str, size: tuple[int, int],
 
 
 def still_png(mesh, d: np.ndarray, img: np.ndarray, view: str, tol_mm: float,
-              gouge_limit_mm: float, pts: np.ndarray, status: np.ndarray, rep) -> bytes:
-    """One view: ``img`` (the render of the carved piece in deviation colours), failing
-    moves on the surface as sparse rings, those in the air as small dots, and a legend
-    panel (see the module docstring)."""
+              gouge_limit_mm: float, pts: np.ndarray, status: np.ndarray, rep,
+              drawn=None) -> bytes:
+    """One view: ``img`` (the render of the carved piece in deviation colours, of
+    ``drawn`` when it is a lighter copy of ``mesh``), failing moves on the surface as
+    sparse rings, those in the air as small dots, and a legend panel (see the module
+    docstring)."""
     matplotlib, plt = _pyplot()
     from matplotlib.lines import Line2D
 
@@ -206,7 +231,7 @@ def still_png(mesh, d: np.ndarray, img: np.ndarray, view: str, tol_mm: float,
     gouge = len(d) and -float(d.min()) > gouge_limit_mm
     gp = np.asarray(mesh.vertices)[[int(np.argmin(d))]] if gouge else np.zeros((0, 3))
     allp = np.concatenate([pts, gp]) if len(pts) else gp
-    where = classify_points(allp, mesh, view, size)
+    where = classify_points(allp, mesh, view, size, drawn=drawn)
     xy = project_points(allp, view, mesh.bounds, size) if len(allp) else np.zeros((0, 2))
     where, gwhere, gxy = where[:len(pts)], where[len(pts):], xy[len(pts):]
     xy = xy[:len(pts)]

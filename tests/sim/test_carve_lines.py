@@ -16,7 +16,7 @@ import trimesh
 from sculptor.artifacts.toolpath import MoveKind
 from sculptor.profiles import load_tool
 from sim import carve, dexel, sheet
-from sim.deviation import DesignDistance, carved_mesh, deviation_figures
+from sim.deviation import DesignDistance, carved_mesh, deviation_figures, smoothed
 
 from test_sim_cull import _strokes
 
@@ -117,6 +117,9 @@ def test_real_job_carves_the_same_with_lines(small_job):
     dist = DesignDistance(design)
     figs = []
     for gr in (a, v):
-        mesh = carved_mesh(gr.as_numpy(), gr.origin, res)
-        figs.append(deviation_figures(mesh, dist(mesh.vertices), 0, res, 0.5))
+        raw = carved_mesh(gr.as_numpy(), gr.origin, res, smooth=0)
+        figs.append(deviation_figures(raw, dist(raw.vertices), 0, res, 0.5))
     assert figs[0] == figs[1]
+    # the smoothed surface for looking at, from the raw one without a second marching cubes
+    np.testing.assert_array_equal(smoothed(raw).vertices,
+                                  carved_mesh(v.as_numpy(), v.origin, res).vertices)
