@@ -194,11 +194,16 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
     # ---------------------------------------------------------------- deviation
     t1 = time.perf_counter()
     occ = grid.as_numpy()
-    mesh = carved_mesh(occ, grid.origin, grid.res)
+    # the figures come from the unsmoothed surface (exact to half a cell); the smoothed
+    # one is for looking at (smoothing can pull a vertex far off at a non-manifold corner
+    # of the voxel surface: once an 11 mm 'gouge' no tool came near)
+    raw = carved_mesh(occ, grid.origin, grid.res, smooth=0)
     dist = DesignDistance(sj.design)
-    d = dist(mesh.vertices) if len(mesh.vertices) else np.zeros(0)
+    d_raw = dist(raw.vertices) if len(raw.vertices) else np.zeros(0)
     rest_vox = rest_voxel_count(occ, grid.origin, grid.res, dist, tolerance_mm)
-    material = deviation_figures(mesh, d, rest_vox, grid.res, tolerance_mm)
+    material = deviation_figures(raw, d_raw, rest_vox, grid.res, tolerance_mm)
+    mesh = carved_mesh(occ, grid.origin, grid.res)
+    d = dist(mesh.vertices) if len(mesh.vertices) else np.zeros(0)
     material["carve_engine_per_pass"] = ["dexel" if ax is not None else "voxel" for ax in axes]
     material["stock_volume_mm3"] = round(stock_volume, 1)
     material["carved_volume_mm3"] = round(grid.volume_mm3, 1)

@@ -22,8 +22,12 @@ surface there (<= 1 mm, counted as material left) or split and the spot reported
 unreachable. Where the roughing left more than the chip depth, outer layers of the same
 stroke are cut first, each at most ``max_chip_depth_mm`` deep.
 
-On a robot cell every stroke point, lead-in, lift-out and detour is checked for the arm
-(sculptor.cam.reach) at the band's turntable angle; where the arm cannot cut downhill the
+Air moves between strokes (and to and from the parking place at the start and end of a
+pass) keep the whole cutting shape clear of the design and the tool out of thick rest
+(sculptor.cam.air); a stroke no safe route reaches is left and counted
+(``strokes_without_safe_link``; their points in ``no_safe_route_points``: mostly under
+wood the roughing left, where the tool body would meet it too). On a robot cell every stroke point, lead-in, lift-out
+and route point is checked for the arm (sculptor.cam.reach) at the band's turntable angle; where the arm cannot cut downhill the
 spot is cut across the grain (horizontal strokes, either direction), else left and
 reported.
 """
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sculptor.artifacts.toolpath import MoveKind, Pass
+from sculptor.cam.air import AirRoutes
 from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline
 from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
     to_piece
@@ -228,9 +233,56 @@ def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
     return pos, frames, rake, lift, ok, pen
 
 
+def _between_penetration(query, pos, frames, cut_local, ts=(0.25, 0.5, 0.75)):
+    """(m-1,) deepest the cutting shape enters the design between consecutive poses
+    (positions interpolated linearly, with either end's frame: the controller turns the
+    tool between them)."""
+    a, b = pos[:-1], pos[1:]
+    worst = np.full(len(a), -np.inf)
+    for t in ts:
+        p = a + t * (b - a)
+        for fr in (frames[:-1], frames[1:]):
+            sd = query.near_distance(to_piece(p, fr, cut_local).reshape(-1, 3), 1.0)
+            worst = np.maximum(worst, -sd.reshape(len(a), -1).min(1))
+    return worst
+
+
+def refine_stroke(query, tool: GougeTool, s: Stroke, cut_local, body_local,
+                  rounds: int = 3):
+    """check_stroke, then where the tool between two stroke points would dig into the
+    design (a chord across a convex surface, a turn of the frame), a surface point is
+    inserted between them (cast back onto the surface along the mean normal) and the
+    stroke checked again; after ``rounds`` the points around a segment that still digs
+    in are marked not ok (the stroke is split there). Returns (stroke, check result)."""
+    P, N = s.points, s.normals
+    for r in range(rounds + 1):
+        res = check_stroke(query, tool, P, N, cut_local, body_local)
+        if len(P) < 2:
+            return Stroke(P, N, s.band), res
+        bad = _between_penetration(query, res[0], res[1], cut_local) > GOUGE_TOL_MM
+        if not bad.any():
+            return Stroke(P, N, s.band), res
+        if r == rounds:
+            ok = res[4].copy()
+            ok[:-1] &= ~bad
+            ok[1:] &= ~bad
+            return Stroke(P, N, s.band), (*res[:4], ok, res[5])
+        i = np.flatnonzero(bad)
+        mid = (P[i] + P[i + 1]) / 2
+        nm = N[i] + N[i + 1]
+        nm /= np.maximum(np.linalg.norm(nm, axis=1, keepdims=True), 1e-12)
+        t, ps, ns = query.cast(mid + nm * 5.0, -nm)
+        hit = np.isfinite(t) & (t < 10.0)
+        ps = np.where(hit[:, None], ps, mid)
+        ns = np.where(hit[:, None], ns, nm)
+        P = np.insert(P, i + 1, ps, axis=0)
+        N = np.insert(N, i + 1, ns, axis=0)
+    raise AssertionError("unreachable")
+
+
 def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
                   progress=None, max_layers: int = MAX_LAYERS, reach=None,
-                  across=None) -> tuple[list[Pass], dict]:
+                  across=None, allowance_mm: float = 1.0) -> tuple[list[Pass], dict]:
     """Check every stroke, add outer layers where the stock is deeper than the chip depth,
     and emit one pass per band. Returns (passes, report).
 
@@ -256,17 +308,16 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
         qi += 1
         if progress:
             progress()
-        pos, fr, rake, lift, ok, pen = check_stroke(query, tool, s.points, s.normals,
-                                                    cut_local, body_local)
+        s, (pos, fr, rake, lift, ok, pen) = refine_stroke(query, tool, s, cut_local,
+                                                          body_local)
         if reach is not None:
             arm = reach.ok(pos, fr, bands.turntable(s.band))
             if is_across and not arm.all():  # across the grain: either direction will do
-                back = check_stroke(query, tool, s.points[::-1], s.normals[::-1], cut_local,
-                                    body_local)
+                s_b, back = refine_stroke(query, tool, Stroke(s.points[::-1], s.normals[::-1],
+                                                              s.band), cut_local, body_local)
                 arm_b = reach.ok(back[0], back[1], bands.turntable(s.band))
                 if (back[4] & arm_b).sum() > (ok & arm).sum():
-                    s = Stroke(s.points[::-1], s.normals[::-1], s.band)
-                    (pos, fr, rake, lift, ok, pen), arm = back, arm_b
+                    s, (pos, fr, rake, lift, ok, pen), arm = s_b, back, arm_b
             if (ok & ~arm).any():
                 missed.setdefault(s.band, []).append(s.points[ok & ~arm])
             if is_across and (ok & arm).any():
@@ -312,20 +363,38 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
         report["unreachable_points"].extend(pts.tolist())
     passes = []
     chip = tool.max_chip_depth_mm
+    air = AirRoutes(query, stock_model, tool, reach, allowance_mm)
+    report["strokes_without_safe_link"] = 0
+    report["no_safe_route_points"] = []
+    report["passes_not_parked"] = 0
     for k in sorted(by_band):
         items = by_band[k]
         ml = MoveList()
         theta = bands.turntable(k)
         f = bands.direction(k)
+        top = k >= bands.n_side
         n_strokes = 0
-        prev = None
+        prev = None  # (position, frame) where the last emitted stroke lifted out
         # rest stock over the design at every stroke point (after roughing)
         allp = np.concatenate([it[0] for it in items])
         alln = np.concatenate([it[2] for it in items])
         thick = stock_model.thickness_along(allp, alln, max_mm=chip * MAX_LAYERS + 2)
+        air.set_rest(allp, thick)
         off = 0
+
+        def emit(lp, lfr, lnrm):
+            nonlocal prev, n_strokes
+            nxt = _emit_stroke(ml, air, tool, lp, lfr, lnrm, theta, f, prev, top)
+            if nxt is None:
+                report["strokes_without_safe_link"] += 1
+                return False
+            prev = nxt
+            n_strokes += 1
+            return True
+
         for pos, fr, nrm in items:
             t = thick[off:off + len(pos)]
+            here = slice(off, off + len(pos))
             off += len(pos)
             depth = float(t.max())
             layers = max(1, int(math.ceil(depth / chip - 1e-6)))
@@ -340,96 +409,86 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
                 off_mm = depth * j / layers
                 lp = pos + nrm * off_mm
                 if j == 0:
-                    prev, done = _emit_stroke(ml, query, tool, lp, fr, nrm, theta, f, prev,
-                                              reach)
-                    n_strokes += done
-                    if not done:
-                        report["arm_unreachable_points"] += len(lp)
-                        report["unreachable_points"].extend(lp.tolist())
+                    if emit(lp, fr, nrm):
+                        air.cut_rest(here, 0.0)
+                    else:
+                        report["no_safe_route_points"].extend(lp.tolist())
                     continue
                 # outer layers: checked too (offsets can near other parts of the surface)
                 pen = -query.near_distance(to_piece(lp, fr, cut_local).reshape(-1, 3), 1.0
                                            ).reshape(len(lp), -1).min(1)
                 good = pen <= GOUGE_TOL_MM
+                good &= ~query.inside(to_piece(lp, fr, body_local).reshape(-1, 3)
+                                      ).reshape(len(lp), -1).any(1)
                 if reach is not None:
                     good &= reach.ok(lp, fr, theta)
                 idx = np.flatnonzero(good)
                 for part in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
                     if len(part) >= 2:
-                        prev, done = _emit_stroke(ml, query, tool, lp[part], fr[part],
-                                                  nrm[part], theta, f, prev, reach)
-                        n_strokes += done
-        if prev is not None:
-            fr_last = ml.last()[1]
-            out = _first_reachable(reach, [prev + f * 40.0, prev + f * 25.0, prev + f * 60.0,
-                                           prev + f * 10.0], fr_last, theta)
-            if out is not None:
-                ml.add(out[None], fr_last, tool.feed_mm_s, MoveKind.RAPID, theta)
+                        emit(lp[part], fr[part], nrm[part])
+                air.cut_rest(here, off_mm)
+        if prev is not None:  # out to the parking place, where the table may turn
+            way = air.park_route(prev[0], prev[1], f, theta, top, inward=False)
+            if way is None:
+                report["passes_not_parked"] += 1
+            else:
+                ml.add(way, prev[1], tool.feed_mm_s, MoveKind.RAPID, theta)
         passes.append(ml.to_pass(
             name=f"finish-{bands.names[k]}", operation="finish", strategy="gouge-strokes",
             tool_id=tool.name, setup_turntable_deg=math.degrees(theta),
             stats={"strokes": n_strokes, "band": bands.names[k]}))
+    report["air_links"] = dict(air.stats)
     return passes, report
 
 
-def _first_reachable(reach, cands, frame, theta):
-    """The first of the candidate points (k, 3) the arm reaches with ``frame`` (all
-    reachable without a reach check); None if none is."""
-    cands = np.asarray(cands, float)
-    if reach is None:
-        return cands[0]
-    ok = np.flatnonzero(reach.ok(cands, np.broadcast_to(frame, (len(cands), 3, 3)), theta))
-    return cands[ok[0]] if len(ok) else None
+def _first_ok(cands, test):
+    for c in cands:
+        if test(c):
+            return c
+    return None
 
 
-def _emit_stroke(ml: MoveList, query, tool: GougeTool, pos, fr, nrm, theta, f, prev,
-                 reach=None):
-    """Lead-in, plunge, cut and lift-out of one stroke (and a detour out along f if the
-    way from the previous one passes near the design); each air move is the first the arm
-    reaches of a few shorter variants. Returns (last position, emitted)."""
+def _emit_stroke(ml: MoveList, air: AirRoutes, tool: GougeTool, pos, fr, nrm, theta, f, prev,
+                 top: bool):
+    """Air route from ``prev`` (position, frame) or from the parking place, lead-in,
+    plunge, cut and lift-out of one stroke. Lead-in and lift-out are the first of a few
+    variants the arm reaches whose plunge / lift cuts nothing of the design; the route is
+    :class:`AirRoutes`'s. Returns the new (position, frame) after the lift-out, or None
+    (nothing emitted) when no variant or no route is safe."""
     t0, t1 = _tangent(pos, 0), _tangent(pos, -1)
-    leads = np.array([pos[0] + nrm[0] * 6.0 - t0 * 6.0, pos[0] + nrm[0] * 6.0,
-                      pos[0] + nrm[0] * 3.0 - t0 * 2.0])
-    leads[:, 2] = np.maximum(leads[:, 2], BASE_CLEAR_MM)
-    outs = np.array([pos[-1] + nrm[-1] * 5.0 + t1 * 4.0, pos[-1] + nrm[-1] * 5.0,
-                     pos[-1] + nrm[-1] * 3.0])
-    outs[:, 2] = np.maximum(outs[:, 2], max(pos[-1][2], BASE_CLEAR_MM))
-    lead_hi = _first_reachable(reach, leads, fr[0], theta)
-    out = _first_reachable(reach, outs, fr[-1], theta)
-    if lead_hi is None or out is None:
-        return prev, False
-    if prev is not None:
-        seg = np.linspace(prev, lead_hi, max(2, int(np.linalg.norm(lead_hi - prev) / 4) + 2))
-        if query.near_distance(seg, 4.0).min() < 4.0:  # go round: out along f and back in
-            way = _detour(query, reach, prev, lead_hi, f, fr[0], theta)
-            if way is None:
-                return prev, False
-            ml.add(way, fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
-    ml.add(lead_hi[None], fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
+    leads = [pos[0] + nrm[0] * h - t0 * h for h in (6.0, 9.0, 12.0)] + \
+        [pos[0] + nrm[0] * h for h in (6.0, 9.0)] + [pos[0] + f * 6.0, pos[0] + f * 10.0,
+                                                     pos[0] + nrm[0] * 3.0 - t0 * 2.0]
+    outs = [pos[-1] + nrm[-1] * h + t1 * 4.0 for h in (5.0, 8.0, 11.0)] + \
+        [pos[-1] + nrm[-1] * 5.0, pos[-1] + f * 5.0, pos[-1] + f * 10.0,
+         pos[-1] + nrm[-1] * 3.0]
+    floor = BASE_CLEAR_MM
+    leads = [np.array([p[0], p[1], max(p[2], floor)]) for p in leads]
+    outs = [np.array([p[0], p[1], max(p[2], floor, pos[-1][2] if not top else floor)])
+            for p in outs]
+    lead = _first_ok(leads, lambda p: air.above_rest(p)
+                     and air._reaches(p[None], fr[0], theta)
+                     and air.clear(p[None], fr[0], wood=False)
+                     and air.check_entry(p, pos[0], fr[0]))
+    out = _first_ok(outs, lambda p: air.above_rest(p)
+                    and air._reaches(p[None], fr[-1], theta)
+                    and air.clear(p[None], fr[-1], wood=False)
+                    and air.check_entry(pos[-1], p, fr[-1]))
+    if lead is None or out is None:
+        return None
+    if prev is None:
+        way = air.park_route(lead, fr[0], f, theta, top, inward=True)
+    else:
+        way = air.link(prev[0], prev[1], lead, fr[0], f, theta)
+    if way is None:
+        return None
+    if len(way):
+        ml.add(way, fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
+    ml.add(lead[None], fr[0], tool.feed_mm_s, MoveKind.RAPID, theta)
     ml.add(pos[:1], fr[0], tool.plunge_feed_mm_s, MoveKind.PLUNGE, theta)
     ml.add(pos[1:], fr[1:], tool.feed_mm_s, MoveKind.CUT, theta)
     ml.add(out[None], fr[-1], tool.feed_mm_s, MoveKind.RETRACT, theta)
-    return out, True
-
-
-def _detour(query, reach, a, b, f, frame, theta, clear_mm: float = 4.0):
-    """Two rapid points that take the gouge from ``a`` out along f, across and back in to
-    ``b``: the shortest of 10, 20, 40, 60 mm out whose path keeps ``clear_mm`` from the
-    design (ends excepted) and that the arm reaches; else the first reachable of 40, 25,
-    60 mm (unchecked clearance, as far out as the arm allows); None if none is."""
-    cands = []
-    for dist in (10.0, 20.0, 40.0, 60.0):
-        two = np.array([a + f * dist, b + f * dist])
-        legs = [np.linspace(p, q, max(3, int(np.linalg.norm(q - p) / 3) + 2))
-                for p, q in ((a, two[0]), (two[0], two[1]), (two[1], b))]
-        path = np.concatenate([legs[0][2:], legs[1], legs[2][:-2]])
-        if len(path) == 0 or query.near_distance(path, clear_mm).min() >= clear_mm:
-            cands.append(two)
-    cands += [np.array([a + f * d, b + f * d]) for d in (40.0, 25.0, 60.0)]
-    for two in cands:
-        if reach is None or reach.ok(two, np.broadcast_to(frame, (2, 3, 3)), theta).all():
-            return two
-    return None
+    return out, fr[-1]
 
 
 def _tangent(pos, i):

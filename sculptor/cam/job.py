@@ -166,6 +166,8 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
                                   "setups_deg": [round(math.degrees(s.turntable_rad), 1)
                                                  for s in chosen],
                                   "setups": [s.name for s in chosen]}
+        else:
+            allowance = 0.0
         report["rest_stock_after_roughing_mm3"] = round(smodel.volume_mm3, 0)
         bands = Bands(q.n_bands, robot_dir, cellp.machine)
         if isinstance(ftool, GougeTool):
@@ -187,11 +189,14 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
             fp, frep = gouge_finish.finish_passes(
                 query, smodel, bands, ftool, strokes, progress=lambda: prog.advance(task),
                 max_layers=q.max_layers, reach=ReachCheck(cellp, ftool, margin_deg=3.0),
-                across=across)
+                across=across, allowance_mm=allowance)
             frep["stroke_spacing_mm"] = round(spacing, 3)
             frep["too_short_area_mm2"] = round(short, 0)
             unreach = np.asarray(frep.pop("unreachable_points"), float).reshape(-1, 3)
             frep["unreachable"] = _regions(unreach)
+            unsafe = np.asarray(frep.pop("no_safe_route_points"), float).reshape(-1, 3)
+            frep["no_safe_route_points"] = len(unsafe)
+            frep["left_no_safe_route"] = _regions(unsafe)
             deep = np.asarray(frep.pop("too_deep_points"), float).reshape(-1, 3)
             frep["left_for_rest_roughing"] = _regions(deep)
         else:

@@ -247,3 +247,45 @@ def test_stock_model_matches_the_moves(job):
     # from the emitted moves: one pass claimed 3x what it cut).
     assert abs(claimed.sum() - total) < 0.10 * total
     assert np.all(np.abs(claimed - real) < 0.10 * total), (real, claimed)
+
+
+def test_air_moves_and_chords_keep_the_gouge_out_of_the_design(job):
+    """Every move of the gouge finishing, sampled with the tool frame turning from one
+    pose's to the next's (as the controller interpolates): rapids (every 1 mm) keep the
+    whole cutting shape outside the design (1.9 mm: the planner keeps 2); plunges, cuts
+    and lift-outs (at 8 steps) within 0.05 mm (the gouge tolerance 0.02 at the stroke
+    points and at the quarter points the planner checks between them), so no chord
+    between stroke points digs in. Once a rapid ran straight through the neck."""
+    from scipy.spatial.transform import Rotation
+
+    out, tp = job
+    q = MeshQuery(load_design(out / "design.stl"))
+    cut_pts = gouge_cutting_points(load_tool("gouge-12mm"))
+
+    def worst(a, b, fa, fb, t):  # (m,) moves a -> b, frames fa -> fb, at fractions t
+        r0 = Rotation.from_matrix(fa)
+        rv = (r0.inv() * Rotation.from_matrix(fb)).as_rotvec()
+        sd = np.full(len(a), np.inf)
+        for ti in t:
+            fr = (r0 * Rotation.from_rotvec(ti * rv)).as_matrix()
+            pts = to_piece(a + ti * (b - a), fr, cut_pts).reshape(-1, 3)
+            sd = np.minimum(sd, q.near_distance(pts, 3.0).reshape(len(a), -1).min(1))
+        return sd
+
+    rapid_min, cut_min, n_rapid = np.inf, np.inf, 0
+    for p in (p for p in tp.passes if p.operation == "finish"):
+        P, F, K = p.position_mm, p.tool_frame, p.kind[1:]
+        a, b, fa, fb = P[:-1], P[1:], F[:-1], F[1:]
+        c = K != MoveKind.RAPID
+        cut_min = min(cut_min, worst(a[c], b[c], fa[c], fb[c], np.linspace(0, 1, 9)).min())
+        for i in np.flatnonzero(~c):
+            n = max(2, int(np.ceil(np.linalg.norm(b[i] - a[i]))) + 1)
+            rapid_min = min(rapid_min, worst(a[i:i + 1], b[i:i + 1], fa[i:i + 1],
+                                             fb[i:i + 1], np.linspace(0, 1, n)).min())
+            n_rapid += 1
+    assert n_rapid > 100
+    assert rapid_min >= 1.9
+    assert cut_min >= -0.05
+    s = json.loads((out / "summary.json").read_text())["finishing"]
+    assert s["air_links"]["links"] > 100
+    assert s["air_links"]["none"] < 0.2 * s["air_links"]["links"]
