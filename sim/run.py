@@ -27,7 +27,8 @@ from sculptor.errors import UserError
 from sculptor.profiles import CellProfile, RotaryTool, load_cell, load_robot, load_tool
 from sim import carve as carve_mod
 from sim import dexel
-from sim.deviation import DEFAULT_TOLERANCE_MM, DesignDistance, carved_mesh, deviation_figures
+from sim.deviation import DEFAULT_TOLERANCE_MM, DesignDistance, carved_mesh, deviation_figures, \
+    smoothed
 
 # a gouge is reported when the carved surface lies this much inside the design beyond
 # what the grid can resolve (res / 2)
@@ -202,7 +203,7 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
     d_raw = dist(raw.vertices) if len(raw.vertices) else np.zeros(0)
     rest_vox = rest_voxel_count(occ, grid.origin, grid.res, dist, tolerance_mm)
     material = deviation_figures(raw, d_raw, rest_vox, grid.res, tolerance_mm)
-    mesh = carved_mesh(occ, grid.origin, grid.res)
+    mesh = smoothed(raw)
     d = dist(mesh.vertices) if len(mesh.vertices) else np.zeros(0)
     material["carve_engine_per_pass"] = ["dexel" if ax is not None else "voxel" for ax in axes]
     material["stock_volume_mm3"] = round(stock_volume, 1)
