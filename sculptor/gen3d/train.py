@@ -33,6 +33,13 @@ from sculptor.gen3d.model import (ModelConfig, StyleModel, cpu_threads, diffusio
                                   vae_loss)
 
 TRAIN_POINTS = 512  # surface points per training piece kept for nearest-piece lookups
+# The prior learns the distribution of the training pieces' latent means as they are:
+# turned or rescaled copies, or the posterior's noise (as large as the spread of the
+# means), drew its samples off the pieces' distribution (docs/gen3d.md, "Diagnosis").
+PRIOR_COPIES = 1
+PRIOR_TURN_DEG = 0.0
+PRIOR_SCALE = 0.0
+PRIOR_SIGMA = 0.0
 
 
 @dataclass
@@ -48,9 +55,14 @@ class TrainConfig:
     prior_lr: float = 1e-3
     kl_weight: float = 1e-4
     ema: float = 0.995
-    aug_copies: int = 8  # augmented encodings per piece for the prior
+    aug_copies: int = PRIOR_COPIES  # encodings per piece for the prior (first: as is)
     max_turn_deg: float = 20.0  # augmentation: turn about the vertical axis
     max_scale: float = 0.1  # augmentation: plan scale in [1 - s, 1 + s] per axis
+    # the prior's data (docs/gen3d.md, "Diagnosis"): augmentation of the encoded copies
+    # and the share of the posterior's noise added to their means
+    prior_turn_deg: float = PRIOR_TURN_DEG
+    prior_scale: float = PRIOR_SCALE
+    prior_sigma: float = PRIOR_SIGMA
     device: str = "auto"
     seed: int = 0
     width: int = 8
@@ -234,7 +246,7 @@ def _prior_phase(cfg: TrainConfig, ctx: DistContext, device: torch.device, model
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7 + ctx.rank)
         idx = torch.randint(0, len(mus), (cfg.prior_batch,), generator=gen)
         eps = torch.randn(cfg.prior_batch, mcfg.latent, generator=gen).to(device)
-        z0 = ((mus[idx] + sds[idx] * eps) - model.z_mean) / model.z_std
+        z0 = ((mus[idx] + cfg.prior_sigma * sds[idx] * eps) - model.z_mean) / model.z_std
         ps = step - cfg.steps
         for gr in opt.param_groups:
             gr["lr"] = _lr_at(ps, cfg.prior_steps, cfg.prior_lr)
@@ -369,8 +381,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     enc_model = StyleModel(mcfg).to(device)
     enc_model.load_state_dict(ema)
     enc_model.eval()
-    mus, sds = encode_augmented(enc_model, X, cfg.aug_copies, cfg.seed, cfg.max_scale,
-                                cfg.max_turn_deg)
+    mus, sds = encode_augmented(enc_model, X, cfg.aug_copies, cfg.seed, cfg.prior_scale,
+                                cfg.prior_turn_deg)
     z_mean, z_std = mus.mean(0), mus.std(0).clamp_min(1e-3)
     with torch.no_grad():
         model.z_mean.copy_(z_mean)
@@ -415,7 +427,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name in ("res", "steps", "prior_steps", "batch", "prior_batch", "aug_copies", "seed",
                  "width", "max_width", "latent", "save_every", "log_every", "threads"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "prior_lr", "kl_weight", "ema", "max_turn_deg", "max_scale"):
+    for name in ("lr", "prior_lr", "kl_weight", "ema", "max_turn_deg", "max_scale",
+                 "prior_turn_deg", "prior_scale", "prior_sigma"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")

@@ -64,6 +64,23 @@ def test_interrupted_run_resumes_mid_phase(syn_data, tmp_path):
     assert after["losses"][:, 0].tolist() == sorted(after["losses"][:, 0].tolist())
 
 
+def test_prior_learns_the_pieces_latent_means_as_they_are(syn_data, tmp_path):
+    """The prior's data are the training pieces' posterior means, un-augmented, without
+    the posterior's noise (docs/gen3d.md, "Diagnosis": augmented or noised latents drew
+    samples off the pieces' distribution); its standardisation is theirs."""
+    from sculptor.gen3d.train import TrainConfig, train
+
+    d = TrainConfig(data="", out="")
+    assert d.aug_copies == 1 and d.prior_sigma == 0.0
+    run = tmp_path / "run"
+    cfg = {k: v for k, v in TINY.items() if k != "aug_copies"}
+    train(TrainConfig(data=str(syn_data), out=str(run), **dict(cfg, steps=3, prior_steps=2)))
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    lat = ck["data"]["train_latents"]
+    assert torch.allclose(ck["ema"]["z_mean"], lat.mean(0), atol=1e-5)
+    assert torch.allclose(ck["ema"]["z_std"], lat.std(0).clamp_min(1e-3), atol=1e-5)
+
+
 def test_torchrun_two_cpu_processes_keep_replicas_identical(syn_data, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path.cwd()))
