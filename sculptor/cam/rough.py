@@ -418,9 +418,9 @@ class Roughing:
             if self.is_gouge:
                 f = swept_floor(pts, xs, ys, cutter, self.g / 2).reshape(-1)[acell]
                 gone[(ah > f) & (ah <= f + cut_len)] = True
-            else:  # voxel centres the cutter surely passed over (their exact u, v; the
-                # few coarse voxels on a finer grid: less of the cutter is given up)
-                for done, uvh, cell_mm in ((gone, auvh, 0.5), (fgone, fuvh, 1.0)):
+            else:  # voxel centres the cutter surely passed over (the few coarse voxels
+                # at their exact u, v; the fine ones on a 1 mm grid)
+                for done, uvh, cell_mm in ((gone, auvh, None), (fgone, fuvh, 1.0)):
                     live = np.flatnonzero(~done)
                     done[live[swept_points(pts, uvh[live], cutter, cut_len, cell_mm)]] = True
 

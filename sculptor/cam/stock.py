@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+SAMPLE_MM = 1.0  # spacing of the samples along the moves in swept_points
+
 
 class StockModel:
     def __init__(self, stock, design_query, voxel_mm: float, fine_mm: float = 2.0):
@@ -138,6 +140,16 @@ def tip_profile(cutter, d: np.ndarray) -> np.ndarray:
     return np.where(d <= a, 0.0, rc - np.sqrt(np.maximum(rc * rc - e * e, 0.0)))
 
 
+def _samples(uvh: np.ndarray, step_mm: float) -> np.ndarray:
+    """(k, 3) points along the polyline ``uvh`` (m >= 1, 3), at most ``step_mm`` apart in
+    (u, v), every vertex included."""
+    seg = np.diff(uvh, axis=0)
+    n = np.maximum(np.ceil(np.linalg.norm(seg[:, :2], axis=1) / step_mm), 1).astype(int)
+    src = np.repeat(np.arange(len(seg)), n)
+    t = np.concatenate([np.arange(1, k + 1) / k for k in n]) if len(seg) else np.zeros(0)
+    return np.vstack([uvh[:1], uvh[src] + t[:, None] * seg[src]])
+
+
 def swept_floor(uvh: np.ndarray, xs: np.ndarray, ys: np.ndarray, cutter, step_mm: float
                 ) -> np.ndarray:
     """(ny, nx) lowest height the tip surface of ``cutter`` sweeps over each grid cell
@@ -148,54 +160,88 @@ def swept_floor(uvh: np.ndarray, xs: np.ndarray, ys: np.ndarray, cutter, step_mm
     uvh = np.asarray(uvh, float).reshape(-1, 3)
     if len(uvh) == 0:
         return floor.reshape(len(ys), len(xs))
-    seg = np.diff(uvh, axis=0)
-    n = np.maximum(np.ceil(np.linalg.norm(seg[:, :2], axis=1) / step_mm), 1).astype(int)
-    src = np.repeat(np.arange(len(seg)), n)
-    t = np.concatenate([np.arange(1, k + 1) / k for k in n]) if len(seg) else np.zeros(0)
-    pts = np.vstack([uvh[:1], uvh[src] + t[:, None] * seg[src]])
+    pts = _samples(uvh, step_mm)
     r = cutter.radius_mm
     k = int(math.ceil(r / g))
-    ix0 = np.rint((pts[:, 0] - xs[0]) / g).astype(np.int64)
-    iy0 = np.rint((pts[:, 1] - ys[0]) / g).astype(np.int64)
+    nx, ny = len(xs), len(ys)
+    fx = (pts[:, 0] - xs[0]) / g
+    fy = (pts[:, 1] - ys[0]) / g
+    ix0 = np.rint(fx).astype(np.int64)
+    iy0 = np.rint(fy).astype(np.int64)
+    dx0, dy0 = (ix0 - fx) * g, (iy0 - fy) * g  # the sample's cell centre from the sample
+    flat = cutter.kind == "flat" or cutter.corner_radius_mm <= 0
     for oy in range(-k, k + 1):
         for ox in range(-k, k + 1):
+            if math.hypot(max(abs(ox) - 0.5, 0.0), max(abs(oy) - 0.5, 0.0)) * g > r:
+                continue  # no cell centre this far off is within the radius
             ix, iy = ix0 + ox, iy0 + oy
-            ok = (ix >= 0) & (ix < len(xs)) & (iy >= 0) & (iy < len(ys))
-            d = np.hypot(xs[np.clip(ix, 0, len(xs) - 1)] - pts[:, 0],
-                         ys[np.clip(iy, 0, len(ys) - 1)] - pts[:, 1])
-            ok &= d <= r
-            np.minimum.at(floor, iy[ok] * len(xs) + ix[ok], pts[ok, 2] + tip_profile(
-                cutter, d[ok]))
+            d = np.hypot(dx0 + ox * g, dy0 + oy * g)
+            ok = (d <= r) & (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+            z = pts[ok, 2] if flat else pts[ok, 2] + tip_profile(cutter, d[ok])
+            np.minimum.at(floor, iy[ok] * nx + ix[ok], z)
     return floor.reshape(len(ys), len(xs))
 
 
 def swept_points(uvh: np.ndarray, points: np.ndarray, cutter, length_mm: float,
-                 cell_mm: float = 1.0) -> np.ndarray:
+                 cell_mm: float | None = 1.0) -> np.ndarray:
     """(k,) bool: the points (k, 3) of a setup frame that the cutting part of ``cutter``
     (its tip surface and ``length_mm`` of flutes above it, axis along +h) surely sweeps
-    along the polyline ``uvh`` (m, 3). The swept floor is taken on a grid of ``cell_mm``
-    about the points with the cutter narrowed by the half diagonal of a cell, so a point
-    counts only if the real cutter passes over its exact (u, v) position."""
+    along the polyline ``uvh`` (m, 3), sampled every ``SAMPLE_MM`` (a point within the
+    radius less ``SAMPLE_MM^2 / 8r`` of the path is within the radius of a sample).
+    ``cell_mm``: the swept floor is taken on a grid of that size about the points with
+    the cutter narrowed by the half diagonal of a cell (fast for many points); None: at
+    each point's exact (u, v) from the samples within the radius (k-d trees; for few
+    points)."""
+    from scipy.spatial import cKDTree
+
     from sculptor.cam.dropcutter import Cutter
 
     pts = np.asarray(points, float).reshape(-1, 3)
     out = np.zeros(len(pts), bool)
     uvh = np.asarray(uvh, float).reshape(-1, 3)
-    shrink = cell_mm * math.sqrt(0.5)
+    shrink = SAMPLE_MM ** 2 / (8 * cutter.radius_mm)
+    shrink += cell_mm * math.sqrt(0.5) if cell_mm else 0.0
     if len(pts) == 0 or len(uvh) == 0 or cutter.radius_mm <= shrink:
         return out
     r = cutter.radius_mm - shrink
+    # only the points in the box the moves sweep
+    lo = uvh.min(0) - [r + 1.0, r + 1.0, 0.0]
+    hi = uvh.max(0) + [r + 1.0, r + 1.0, length_mm + cutter.radius_mm]
+    sel = np.flatnonzero(np.all((pts > lo) & (pts < hi), axis=1))
+    if len(sel) == 0:
+        return out
+    pts = pts[sel]
+    if cell_mm:
+        narrow = Cutter(cutter.kind, r, min(cutter.corner_radius_mm, r))
+        xs = np.arange(lo[0], hi[0] + cell_mm, cell_mm)
+        ys = np.arange(lo[1], hi[1] + cell_mm, cell_mm)
+        floor = swept_floor(uvh, xs, ys, narrow, SAMPLE_MM)
+        ix = np.clip(np.rint((pts[:, 0] - xs[0]) / cell_mm).astype(np.int64), 0, len(xs) - 1)
+        iy = np.clip(np.rint((pts[:, 1] - ys[0]) / cell_mm).astype(np.int64), 0, len(ys) - 1)
+        f = floor[iy, ix]
+    else:
+        smp = _samples(uvh, SAMPLE_MM)
+        pairs = cKDTree(pts[:, :2]).sparse_distance_matrix(cKDTree(smp[:, :2]), r,
+                                                           output_type="coo_matrix")
+        z = smp[pairs.col, 2] + tip_profile(cutter, np.minimum(pairs.data, cutter.radius_mm))
+        f = np.full(len(pts), np.inf)
+        np.minimum.at(f, pairs.row, z)
+    out[sel] = (pts[:, 2] > f) & (pts[:, 2] <= f + length_mm)
+    return out
+    r = cutter.radius_mm - shrink
     narrow = Cutter(cutter.kind, r, min(cutter.corner_radius_mm, r))
-    lo = pts[:, :2].min(0) - cell_mm
-    hi = pts[:, :2].max(0) + cell_mm
+    # only the points in the box the moves sweep, on a grid about it
+    lo = uvh.min(0) - [r + cell_mm, r + cell_mm, 0.0]
+    hi = uvh.max(0) + [r + cell_mm, r + cell_mm, length_mm + cutter.radius_mm]
+    sel = np.flatnonzero(np.all((pts > lo) & (pts < hi), axis=1))
+    if len(sel) == 0:
+        return out
+    pts = pts[sel]
     xs = np.arange(lo[0], hi[0] + cell_mm, cell_mm)
     ys = np.arange(lo[1], hi[1] + cell_mm, cell_mm)
-    near = (uvh[:, 0] > lo[0] - cutter.radius_mm) & (uvh[:, 0] < hi[0] + cutter.radius_mm) \
-        & (uvh[:, 1] > lo[1] - cutter.radius_mm) & (uvh[:, 1] < hi[1] + cutter.radius_mm)
-    if not near.any():
-        return out
     floor = swept_floor(uvh, xs, ys, narrow, cell_mm / 2)
     ix = np.clip(np.rint((pts[:, 0] - xs[0]) / cell_mm).astype(np.int64), 0, len(xs) - 1)
     iy = np.clip(np.rint((pts[:, 1] - ys[0]) / cell_mm).astype(np.int64), 0, len(ys) - 1)
     f = floor[iy, ix]
-    return (pts[:, 2] > f) & (pts[:, 2] <= f + length_mm)
+    out[sel] = (pts[:, 2] > f) & (pts[:, 2] <= f + length_mm)
+    return out
