@@ -149,8 +149,9 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
     front/side/top.png, preview.html). Returns the report.
 
     engine "auto" carves fixed-axis rotary passes with sheared dexels (:mod:`sim.dexel`)
-    and the rest with the voxel engine (:mod:`sim.carve`); "voxel" uses the voxel engine
-    for every pass (the reference the dexel engine is tested against)."""
+    and the rest with the voxel engine (:mod:`sim.carve`, the gouge along lines of voxel
+    centres); "voxel" uses the voxel engine's block path for every pass (the reference
+    both faster paths are tested against)."""
     from sim import preview, replay, stills
 
     job_dir = Path(job_dir)
@@ -185,7 +186,7 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
             if ax is not None:
                 rem = dexel.carve_pass_dexel(grid, p.position_mm, p.kind, ax, sj.tools[i], cb)
             else:
-                rem = carve_mod.carve_pass(grid, s, c, p.n_moves, cb)
+                rem = carve_mod.carve_pass(grid, s, c, p.n_moves, cb, method=engine)
             removed_per_pass.append(rem)
             if materials is not None:
                 materials.append(replay.MaterialField.from_occupancy(

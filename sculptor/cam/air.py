@@ -34,7 +34,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_cutting_points, to_piece
+from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
+    to_piece
 
 AIR_CLEAR_MM = 2.0   # cutting shape to design on air moves
 SAFE_MM = 15.0       # safe plane / parking beyond the design / stock
@@ -42,7 +43,8 @@ STEP_MM = 3.0        # samples along a leg
 OUT_MM = (10.0, 25.0, 50.0)
 NEAR_END_MM = 15.0   # thick rest is not checked this close to a stroke's lead or lift-out
 REST_R_MM = 8.0      # the rest under an air move: thickest at surface points this near
-REST_MARGIN_MM = 3.0  # tool centre above that rest (the edge lies about the centre)
+REST_MARGIN_MM = 3.0  # tool centre above that rest (the edge lies about the centre), plus
+#                       half a stock-model voxel (the rest is known to that step)
 WOOD_CLEAR_MM = 6.0  # tool centre to thick rest (the edge is 6 mm wide each side)
 
 
@@ -53,6 +55,8 @@ class AirRoutes:
         self.q = query
         self.reach = reach
         self.cut_local = gouge_cutting_points(tool)
+        self.body_local = gouge_body_points(tool)
+        self.rest_margin = REST_MARGIN_MM + stock_model.voxel_mm / 2
         self.r_tool = float(np.linalg.norm(self.cut_local, axis=1).max())
         self.v = np.asarray(query.vertices, float)
         self._thick, self._thick_pts = _thick_rest_field(stock_model, query, allowance_mm)
@@ -134,6 +138,14 @@ class AirRoutes:
             return False
         return True
 
+    def body_clear(self, pos: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """(m,) bool: the shank and holder surfaces (toolshape.gouge_body_points) at
+        poses (pos (m, 3), frames (m, 3, 3)) stay outside the thick rest."""
+        if len(pos) == 0 or self._thick[0] is None:
+            return np.ones(len(pos), bool)
+        pts = to_piece(pos, frames, self.body_local).reshape(-1, 3)
+        return (self.thick_distance(pts).reshape(len(pos), -1) > 0.0).all(1)
+
     def check_entry(self, a: np.ndarray, b: np.ndarray, frame: np.ndarray) -> bool:
         """A plunge or lift-out from a to b at one frame cuts nothing of the design."""
         n = max(2, int(math.ceil(np.linalg.norm(b - a) / 1.0)) + 1)
@@ -169,7 +181,7 @@ class AirRoutes:
         if len(pts) == 0:
             return True
         d = self.q.near_distance(pts, self.r_tool)
-        if (d < self.rest_near(pts) + REST_MARGIN_MM).any():
+        if (d < self.rest_near(pts) + self.rest_margin).any():
             self.stats["refused_rest"] += 1
             return False
         return True

@@ -301,6 +301,8 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
     reached: dict[int, list] = {}  # points of across-grain strokes the arm reaches
     across_done = False
     reach = reach if reach is not None and reach.active else None
+    air = AirRoutes(query, stock_model, tool, reach, allowance_mm)
+    report["body_in_rest_points"] = 0
     queue = [(s, False) for s in strokes]
     qi = 0
     while qi < len(queue):
@@ -327,6 +329,12 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             ok = ok & arm
         elif (~ok).any():
             report["unreachable_points"].extend(s.points[~ok].tolist())
+        # the shank and holder must not meet the wood the roughing left either
+        wood = ok & ~air.body_clear(pos, fr)
+        if wood.any():
+            report["body_in_rest_points"] += int(wood.sum())
+            report["too_deep_points"].extend(s.points[wood].tolist())
+            ok = ok & ~wood
         if qi == len(queue) and not across_done:  # all downhill strokes done
             across_done = True
             for k in sorted(missed) if across is not None else []:
@@ -363,7 +371,6 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
         report["unreachable_points"].extend(pts.tolist())
     passes = []
     chip = tool.max_chip_depth_mm
-    air = AirRoutes(query, stock_model, tool, reach, allowance_mm)
     report["strokes_without_safe_link"] = 0
     report["no_safe_route_points"] = []
     report["passes_not_parked"] = 0
