@@ -20,9 +20,15 @@ regions never enclose a pose it cannot take (a corridor is cut to the edge: loop
 wrist singularity wind axes 4 and 6), and every path is checked move by move before it is
 kept. Long cutting moves are split (``MAX_MOVE_MM``) so the joints step little.
 
-The stock model takes what the emitted moves sweep (``sculptor.cam.stock.swept_floor``,
+The stock model takes what the emitted moves sweep (``sculptor.cam.stock.swept_points``,
 before each level and at the end of a setup), not the planned regions; travels go over
 the wood the model still holds, or cut through it at feed where the arm cannot go over.
+
+The tool body of a rotary tool (shank, holder, spindle: capsules about its axis, as the
+simulator checks them, :func:`body_sections`) stays clear of the design
+(:func:`body_floor_design`, in the setup's CL) and, level by level, of all the wood left
+on the stock model's fine grid (:func:`body_floor_wood`): the level's CL is raised to
+both, and what that forbids is left for a later setup or the finishing.
 """
 
 from __future__ import annotations
