@@ -20,6 +20,7 @@ import numpy as np
 from sculptor.artifacts.program import RobotProgram
 from sculptor.artifacts.toolpath import MoveKind
 from sculptor.profiles import CellProfile, GougeTool, RobotProfile, RotaryTool
+from sculptor.robot.solver import LINK_RADII_MM  # link i joins frame i-1 and frame i
 
 # per-target status (preview colours)
 OK, NEAR, UNREACHABLE, COLLIDING = 0, 1, 2, 3
@@ -33,8 +34,6 @@ GOUGE_FREE_BLADE_MM = 30.0
 FAR = 1.0e9  # where capsules of another pass's tool are parked
 # penetrations shallower than this are grazing contact within the 2 mm field's accuracy
 MATERIAL_CLEARANCE_MM = 2.0
-# capsule radii of the arm links (mm), link i joins frame i and frame i+1
-LINK_RADII_MM = (100.0, 80.0, 70.0, 60.0, 50.0, 45.0)
 
 
 @dataclass

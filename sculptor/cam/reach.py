@@ -29,7 +29,7 @@ class ReachCheck:
                  table_window_deg: float = 25.0, table_step_deg: float = 5.0,
                  spin_step_deg: float = 30.0):
         from sculptor.robot.cell import RobotCell, inv_rigid, tool_matrix
-        from sculptor.robot.solver import Feasibility
+        from sculptor.robot.solver import Feasibility, table_z_in_base
 
         cp = load_cell(cell) if isinstance(cell, str) else cell
         self.active = cp.machine == "robot"
@@ -37,7 +37,8 @@ class ReachCheck:
             return
         self.rc = RobotCell.load(cp)
         self.robot = self.rc.robot
-        self.rules = Feasibility(self.robot, math.radians(a5_margin_deg + margin_deg))
+        self.rules = Feasibility(self.robot, math.radians(a5_margin_deg + margin_deg),
+                                 table_z_mm=table_z_in_base(self.rc))
         self.tcp_from_flange = inv_rigid(tool_matrix(tool))
         if isinstance(tool, GougeTool) and cp.turntable is not None:
             m = int(round(table_window_deg / table_step_deg))

@@ -117,6 +117,20 @@ def make_freedom(tool, *, spin_step_deg: float, turntable_window_deg: float,
 
 
 # ----------------------------------------------------------------------------- feasibility
+# capsule radii of the arm links (mm), link i joins link frame i-1 and i of fk_frames
+LINK_RADII_MM = (100.0, 80.0, 70.0, 60.0, 50.0, 45.0)
+TABLE_MARGIN_MM = 10.0
+
+
+def table_z_in_base(rc) -> float | None:
+    """The cell's table top as a height in the robot base frame, or None when the base
+    is not upright (the closed-form arm height check assumes it is)."""
+    b = rc.base_from_world
+    if abs(b[2, 2]) < 1.0 - 1e-6:
+        return None
+    return float((b @ np.array([0.0, 0.0, rc.cell.table_z_mm, 1.0]))[2])
+
+
 @dataclass
 class Feasibility:
     """The solver's rules for one IK solution (public: planners use the same rules).
@@ -124,8 +138,9 @@ class Feasibility:
     A solution (controller joints, as :func:`sculptor.robot.ik` gives them) is acceptable
     when IK found it, every joint lies inside its limits, ``|sin A5| >= sin
     a5_margin_rad`` (wrist singularity), the wrist centre is at least
-    ``shoulder_margin_mm`` off the axis-1 line (shoulder) and the elbow is at least
-    ``elbow_margin_deg`` from stretched (elbow). :meth:`acceptable` says yes or no,
+    ``shoulder_margin_mm`` off the axis-1 line (shoulder), the elbow is at least
+    ``elbow_margin_deg`` from stretched (elbow) and, given the table height, the upper
+    arm and forearm keep clear of the table (table). :meth:`acceptable` says yes or no,
     :meth:`classify` why not (codes of ``REASONS``). The rest (costs and transitions) is
     the solver's own.
 
@@ -138,6 +153,9 @@ class Feasibility:
     a5_margin_rad: float
     shoulder_margin_mm: float = 15.0
     elbow_margin_deg: float = 3.0
+    # table top in the robot base frame (mm): upper arm, elbow and forearm (capsules of
+    # LINK_RADII_MM, as the simulator checks them) keep TABLE_MARGIN_MM above it; None: off
+    table_z_mm: float | None = None
 
     def __post_init__(self):
         lim = self.robot.limits_rad
@@ -154,7 +172,7 @@ class Feasibility:
         """(..., 6) controller joints + IK validity -> reason code (...,) int8.
 
         0 ok, 1 out of reach, 2 joint limit, 3 wrist singularity, 4 shoulder singularity,
-        5 elbow singularity.
+        5 elbow singularity, 11 arm meets the table (with ``table_z_mm``).
         """
         reach = np.all(np.isfinite(q_ctrl), axis=-1)
         qk = to_kinematic(self.robot, np.where(np.isfinite(q_ctrl), q_ctrl, 0.0))
@@ -172,12 +190,29 @@ class Feasibility:
             elbow = np.abs(np.sin(qk[..., 2])) < math.sin(math.radians(self.elbow_margin_deg))
             shoulder = np.zeros_like(elbow)
         code = np.zeros(q_ctrl.shape[:-1], np.int8)
+        if self.table_z_mm is not None and self.robot.kinematics == "opw":
+            code = np.where(self._arm_low(qk), 11, code)
         code = np.where(elbow, 5, code)
         code = np.where(shoulder, 4, code)
         code = np.where(wrist, 3, code)
         code = np.where(reach & ~valid, 2, code)
         code = np.where(~reach, 1, code)
         return code.astype(np.int8)
+
+    def _arm_low(self, qk: np.ndarray) -> np.ndarray:
+        """(...,) the capsules of links 2-4 (shoulder -> elbow -> forearm start -> wrist
+        centre, as sculptor.robot.kinematics.fk_frames places them) dip below the table
+        plus the margin (heights in closed form; the base is upright)."""
+        p = self.robot.opw
+        q2, q23 = qk[..., 1], qk[..., 1] + qk[..., 2]
+        z1 = np.full_like(q2, p.c1_mm)
+        z2 = z1 + p.c2_mm * np.cos(q2)
+        z3 = z2 - p.a2_mm * np.sin(q23)
+        z4 = z3 + p.c3_mm * np.cos(q23)
+        lim = self.table_z_mm + TABLE_MARGIN_MM
+        r2, r3, r4 = LINK_RADII_MM[1:4]
+        return ((np.minimum(z1, z2) - r2 < lim) | (np.minimum(z2, z3) - r3 < lim)
+                | (np.minimum(z3, z4) - r4 < lim))
 
     def acceptable(self, q_ctrl: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(..., 6) controller joints + IK validity (...,) -> (...,) bool: the solver
@@ -234,7 +269,8 @@ class Feasibility:
 
 REASONS = {1: "out of reach", 2: "joint limit", 3: "wrist singularity",
            4: "shoulder singularity", 5: "elbow singularity", 6: "joint jump (branch flip)",
-           7: "turntable limit", 8: "NaN in toolpath", 9: "axis wind-up beyond limit"}
+           7: "turntable limit", 8: "NaN in toolpath", 9: "axis wind-up beyond limit",
+           11: "arm meets the table"}
 
 
 # ----------------------------------------------------------------------------- poses
@@ -934,7 +970,7 @@ def solve_program(toolpath: Toolpath, cell: CellProfile | str, tool=None, *,
     if rc.cell.machine == "cnc3":
         return _solve_cnc3(toolpath, rc, tool, chord_tol_mm)
     robot = rc.robot
-    checker = Feasibility(robot, math.radians(a5_margin_deg))
+    checker = Feasibility(robot, math.radians(a5_margin_deg), table_z_mm=table_z_in_base(rc))
     jump = math.radians(max_joint_step_deg)
     parts, failures, tools = [], [], []
     total = max(1, toolpath.n_moves)

@@ -61,3 +61,27 @@ def test_acceptable_is_code_zero_on_every_ik_branch(robot):
     d = sol - q[:, None]
     near = np.all(np.abs(np.angle(np.exp(1j * d))) < 1e-6, axis=-1)  # same angles
     assert (ok & near).any(axis=1)[own].all()
+
+
+def test_arm_low_over_the_table_is_refused_as_the_simulator_sees_it(robot):
+    """The upper arm pointing down towards the floor plate: the table rule refuses the
+    pose exactly when the simulator's link capsules (fk_frames origins, LINK_RADII_MM)
+    reach below the table plus the margin."""
+    from sculptor.robot.kinematics import fk_frames
+    from sculptor.robot.solver import LINK_RADII_MM, TABLE_MARGIN_MM
+
+    rules = Feasibility(robot, math.radians(10.0), table_z_mm=0.0)
+    assert _code(rules, robot, Q0) == 0
+    seen = set()
+    for q2 in np.radians(np.arange(60.0, 150.0, 5.0)):
+        qk = Q0.copy()
+        qk[1] = q2
+        o = fk_frames(robot, to_controller(robot, qk[None]))[0, :, :3, 3]
+        low = any(min(o[i - 1, 2], o[i, 2]) - LINK_RADII_MM[i - 1] < TABLE_MARGIN_MM
+                  for i in (2, 3, 4))
+        code = _code(rules, robot, qk)
+        assert (REASONS.get(code) == "arm meets the table") == low, (math.degrees(q2), o[:5, 2])
+        seen.add(low)
+        # without a table the rule is off
+        assert _code(Feasibility(robot, math.radians(10.0)), robot, qk) != 11
+    assert seen == {True, False}
