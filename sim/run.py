@@ -206,6 +206,8 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
     material = deviation_figures(raw, d_raw, rest_vox, grid.res, tolerance_mm)
     mesh = smoothed(raw)
     d = dist(mesh.vertices) if len(mesh.vertices) else np.zeros(0)
+    if len(d_raw):  # a smoothing spike is not a gouge: colours stay within what was measured
+        d = np.clip(d, d_raw.min(), d_raw.max())
     material["carve_engine_per_pass"] = ["dexel" if ax is not None else "voxel" for ax in axes]
     material["stock_volume_mm3"] = round(stock_volume, 1)
     material["carved_volume_mm3"] = round(grid.volume_mm3, 1)
@@ -292,7 +294,8 @@ def run_simulation(job_dir: Path, res_mm: float = 0.5, progress: bool = True,
                  "front": "front.png", "side": "side.png", "top": "top.png"}
         rep.files = files
         atomic_write_mesh(out / files["carved"], mesh)
-        stills.write_stills(out, mesh, d, tolerance_mm, gouge_limit, tp, move_status, rep)
+        # the stills show the measured surface (their gouge label is the report's figure)
+        stills.write_stills(out, raw, d_raw, tolerance_mm, gouge_limit, tp, move_status, rep)
         preview.write_preview(out / files["preview"], sj, mesh, d, tolerance_mm, move_status,
                               rr, rep, grid, dist)
         rep.save(out / files["report"])
