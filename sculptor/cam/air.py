@@ -49,7 +49,8 @@ WOOD_CLEAR_MM = 6.0  # tool centre to thick rest (the edge is 6 mm wide each sid
 
 
 class AirRoutes:
-    """Routes for one finishing pass (band direction f, turntable angle theta)."""
+    """Air routes for the gouge finishing of one design: the thick rest is read once from
+    the stock model; the skin of rest is set per band (:meth:`set_rest`)."""
 
     def __init__(self, query, stock_model, tool, reach, allowance_mm: float = 1.0):
         self.q = query
@@ -66,6 +67,7 @@ class AirRoutes:
         vox = stock_model.voxel_mm / 2
         self.park_r = float(np.linalg.norm(corners[:, :2], axis=1).max()) + vox + SAFE_MM
         self.park_z = float(hi[2]) + vox + SAFE_MM
+        self._rest, self._rest_tree = np.zeros(0), None
         self.stats = {"links": 0, "direct": 0, "out": 0, "plane": 0, "none": 0,
                       "entries_refused": 0, "refused_wood": 0, "refused_design": 0,
                       "refused_reach": 0, "refused_rest": 0}
@@ -106,7 +108,7 @@ class AirRoutes:
     def rest_near(self, p: np.ndarray) -> np.ndarray:
         """(m,) the thickest rest left at the surface points within ``REST_R_MM`` of each
         point (0 where none)."""
-        if getattr(self, "_rest_tree", None) is None or len(p) == 0:
+        if self._rest_tree is None or len(p) == 0:
             return np.zeros(len(p))
         d, i = self._rest_tree.query(p, k=12, distance_upper_bound=REST_R_MM)
         i = np.minimum(i, len(self._rest) - 1)
@@ -177,7 +179,8 @@ class AirRoutes:
         return self._skin_clear(pts[1:-1])
 
     def _skin_clear(self, pts: np.ndarray) -> bool:
-        """The tool centre keeps ``REST_MARGIN_MM`` above the rest left near each point."""
+        """The tool centre keeps ``rest_margin`` (``REST_MARGIN_MM`` + half a stock voxel)
+        above the rest left near each point."""
         if len(pts) == 0:
             return True
         d = self.q.near_distance(pts, self.r_tool)
@@ -190,7 +193,7 @@ class AirRoutes:
         """A lead-in or lift-out point is above the skin of rest."""
         return self._skin_clear(np.asarray(p, float).reshape(1, 3))
 
-    def _reaches(self, pts: np.ndarray, frame, theta) -> bool:
+    def reaches(self, pts: np.ndarray, frame, theta) -> bool:
         if self.reach is None or len(pts) == 0:
             return True
         return bool(self.reach.ok(pts, np.broadcast_to(frame, (len(pts), 3, 3)), theta).all())
@@ -213,7 +216,7 @@ class AirRoutes:
         cands.append(("plane", [a + f * max(H - a @ f, 0.0), b + f * max(H - b @ f, 0.0)]))
         for name, mid in cands:
             way = [a, *mid, b]
-            if mid and not self._reaches(np.array(mid), fb, theta):
+            if mid and not self.reaches(np.array(mid), fb, theta):
                 self.stats["refused_reach"] += 1
                 continue
             if self._legs_clear(way, fa, fb):
@@ -248,7 +251,7 @@ class AirRoutes:
             opts = [[k], [p + f * max(H - p @ f, 0.0), k]]
         for way in opts:
             way = [np.asarray(w, float) for w in way]
-            if not self._reaches(np.array(way), frame, theta):
+            if not self.reaches(np.array(way), frame, theta):
                 continue
             legs = [p, *way] if not inward else [*way[::-1], p]
             if self._legs_clear(legs, frame, frame):

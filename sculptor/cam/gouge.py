@@ -42,8 +42,8 @@ import numpy as np
 from sculptor.artifacts.toolpath import MoveKind, Pass
 from sculptor.cam.air import AirRoutes
 from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline
-from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
-    to_piece
+from sculptor.cam.toolshape import GOUGE_TOL_MM, body_inside, gouge_body_points, \
+    gouge_cutting_points, penetration
 from sculptor.profiles import GougeTool
 
 MAX_LIFT_MM = 1.0
@@ -206,16 +206,14 @@ def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
     base = math.radians(tool.rake_angle_deg)
     rake = np.full(m, base)
     frames = gouge_frames(d, N, rake)
-    pen = -query.signed_distance(to_piece(P, frames, cut_local).reshape(-1, 3)
-                                 ).reshape(m, -1).min(1)
+    pen = penetration(query, P, frames, cut_local)
     for extra in (10.0, 20.0, 30.0, 45.0):
         bad = pen > GOUGE_TOL_MM
         if not bad.any():
             break
         a = min(base + math.radians(extra), math.radians(70.0))
         fr = gouge_frames(d[bad], N[bad], a)
-        pb = -query.signed_distance(to_piece(P[bad], fr, cut_local).reshape(-1, 3)
-                                    ).reshape(bad.sum(), -1).min(1)
+        pb = penetration(query, P[bad], fr, cut_local)
         better = pb < pen[bad]
         idx = np.flatnonzero(bad)[better]
         frames[idx], rake[idx], pen[idx] = fr[better], a, pb[better]
@@ -224,12 +222,10 @@ def check_stroke(query, tool: GougeTool, P, N, cut_local, body_local):
     ok = lift <= MAX_LIFT_MM
     if lift.any():  # re-check the lifted poses exactly
         li = np.flatnonzero(lift > 0)
-        pl = -query.signed_distance(to_piece(pos[li], frames[li], cut_local).reshape(-1, 3)
-                                    ).reshape(len(li), -1).min(1)
+        pl = penetration(query, pos[li], frames[li], cut_local)
         pen[li] = pl
         ok[li] &= pl <= GOUGE_TOL_MM
-    body = query.inside(to_piece(pos, frames, body_local).reshape(-1, 3)).reshape(m, -1)
-    ok &= ~body.any(1)
+    ok &= ~body_inside(query, pos, frames, body_local)
     return pos, frames, rake, lift, ok, pen
 
 
@@ -242,8 +238,7 @@ def _between_penetration(query, pos, frames, cut_local, ts=(0.25, 0.5, 0.75)):
     for t in ts:
         p = a + t * (b - a)
         for fr in (frames[:-1], frames[1:]):
-            sd = query.near_distance(to_piece(p, fr, cut_local).reshape(-1, 3), 1.0)
-            worst = np.maximum(worst, -sd.reshape(len(a), -1).min(1))
+            worst = np.maximum(worst, penetration(query, p, fr, cut_local, 1.0))
     return worst
 
 
@@ -422,11 +417,8 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
                         report["no_safe_route_points"].extend(lp.tolist())
                     continue
                 # outer layers: checked too (offsets can near other parts of the surface)
-                pen = -query.near_distance(to_piece(lp, fr, cut_local).reshape(-1, 3), 1.0
-                                           ).reshape(len(lp), -1).min(1)
-                good = pen <= GOUGE_TOL_MM
-                good &= ~query.inside(to_piece(lp, fr, body_local).reshape(-1, 3)
-                                      ).reshape(len(lp), -1).any(1)
+                good = penetration(query, lp, fr, cut_local, 1.0) <= GOUGE_TOL_MM
+                good &= ~body_inside(query, lp, fr, body_local)
                 if reach is not None:
                     good &= reach.ok(lp, fr, theta)
                 idx = np.flatnonzero(good)
@@ -474,11 +466,11 @@ def _emit_stroke(ml: MoveList, air: AirRoutes, tool: GougeTool, pos, fr, nrm, th
     outs = [np.array([p[0], p[1], max(p[2], floor, pos[-1][2] if not top else floor)])
             for p in outs]
     lead = _first_ok(leads, lambda p: air.above_rest(p)
-                     and air._reaches(p[None], fr[0], theta)
+                     and air.reaches(p[None], fr[0], theta)
                      and air.clear(p[None], fr[0], wood=False)
                      and air.check_entry(p, pos[0], fr[0]))
     out = _first_ok(outs, lambda p: air.above_rest(p)
-                    and air._reaches(p[None], fr[-1], theta)
+                    and air.reaches(p[None], fr[-1], theta)
                     and air.clear(p[None], fr[-1], wood=False)
                     and air.check_entry(pos[-1], p, fr[-1]))
     if lead is None or out is None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from sculptor.artifacts.toolpath import MoveKind, Pass
 from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
-    rotary_body_points, rotary_cutting_points, to_piece
+    penetration, rotary_body_points, rotary_cutting_points, to_piece
 
 RAPID_MM_S = 150.0
 ACCEL_MM_S2 = 800.0
@@ -93,9 +93,8 @@ def rotary_gouge_check(p: Pass, query, tool, allowance_mm: float) -> dict:
         dist = dc.copy()
         near = np.flatnonzero(dc < 2.0)
         if len(near):
-            pts = to_piece(pos[near], fr[near], rotary_cutting_points(tool))
-            dist[near] = query.near_distance(pts.reshape(-1, 3), 2.0).reshape(
-                len(near), -1).min(1)
+            dist[near] = -penetration(query, pos[near], fr[near], rotary_cutting_points(tool),
+                                      2.0)
     body = query.inside(to_piece(pos, fr, rotary_body_points(tool)).reshape(-1, 3))
     gouge = float(max(0.0, -(dist.min() - 0.0))) if allowance_mm <= 0 else \
         float(max(0.0, -dist.min()))
@@ -110,8 +109,7 @@ def gouge_tool_check(p: Pass, query, tool) -> dict:
     if len(sel) == 0:
         return {"max_gouge_mm": 0.0, "min_clearance_mm": None, "holder_contacts": 0}
     pos, fr = p.position_mm[sel], p.tool_frame[sel]
-    dist = query.near_distance(to_piece(pos, fr, gouge_cutting_points(tool)).reshape(-1, 3),
-                               2.0).reshape(len(pos), -1).min(1)
+    dist = -penetration(query, pos, fr, gouge_cutting_points(tool), 2.0)
     body = query.inside(to_piece(pos, fr, gouge_body_points(tool)).reshape(-1, 3))
     return {"max_gouge_mm": float(max(0.0, -dist.min())),
             "min_clearance_mm": float(dist.min()), "holder_contacts": int(body.sum())}

@@ -78,5 +78,21 @@ def to_piece(pos: np.ndarray, frames: np.ndarray, local: np.ndarray) -> np.ndarr
     return pos[:, None, :] + np.einsum("mij,kj->mki", frames, local)
 
 
+def penetration(query, pos: np.ndarray, frames: np.ndarray, local: np.ndarray,
+                limit_mm: float | None = None) -> np.ndarray:
+    """(m,) deepest any of the local tool points (k, 3) lies inside the design at the m
+    poses (negative: clearance). Exact signed distance, or with ``limit_mm`` exact only
+    where |d| <= limit_mm (``MeshQuery.near_distance``)."""
+    pts = to_piece(pos, frames, local).reshape(-1, 3)
+    sd = query.signed_distance(pts) if limit_mm is None else query.near_distance(pts, limit_mm)
+    return -sd.reshape(len(pos), -1).min(1)
+
+
+def body_inside(query, pos: np.ndarray, frames: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """(m,) bool: any of the local tool points (k, 3) is inside the design at the m poses."""
+    return query.inside(to_piece(pos, frames, local).reshape(-1, 3)).reshape(len(pos), -1
+                                                                              ).any(1)
+
+
 def is_gouge(tool) -> bool:
     return isinstance(tool, GougeTool)
