@@ -17,6 +17,7 @@ import math
 import os
 import tomllib
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -191,6 +192,41 @@ class GougeTool(_ToolBase):
 
 
 ToolProfile = Annotated[Union[RotaryTool, GougeTool], Field(discriminator="kind")]
+
+
+GOUGE_FREE_BLADE_MM = 30.0  # the last part of a gouge blade lies along the cut: it cuts, not collides
+SPINDLE_RADIUS_MM = 40.0    # a spindle motor between flange and holder, as a capsule
+
+
+@dataclass(frozen=True)
+class BodySection:
+    """One part of a tool's body as a capsule about the tool axis, between ``near_mm`` and
+    ``far_mm`` from the TCP back towards the flange (the TCP frame's -Z)."""
+
+    name: str
+    near_mm: float
+    far_mm: float
+    radius_mm: float
+
+
+def tool_body_sections(tool: RotaryTool | GougeTool) -> list[BodySection]:
+    """The body of ``tool`` that must not meet wood or the design: the shank above the
+    flutes (or above the gouge's free blade, ``GOUGE_FREE_BLADE_MM``), the holder, and,
+    where the holder ends before the flange, a spindle (rotary) or adapter (gouge) of at
+    least ``SPINDLE_RADIUS_MM``. The one definition used by the CAM and the simulator."""
+    tcp_z = float(np.linalg.norm(tool.flange_from_tcp.xyz_mm))
+    holder_near = min(float(tool.length_mm), tcp_z)
+    holder_far = min(holder_near + float(tool.holder.length_mm), tcp_z)
+    cut = float(tool.flute_length_mm) if isinstance(tool, RotaryTool) else GOUGE_FREE_BLADE_MM
+    rh = tool.holder.diameter_mm / 2
+    out = []
+    if holder_near > cut:
+        out.append(BodySection("shank", cut, holder_near, tool.shank_diameter_mm / 2))
+    out.append(BodySection("holder", holder_near, holder_far, rh))
+    if tcp_z - holder_far > 1.0:
+        out.append(BodySection("spindle" if isinstance(tool, RotaryTool) else "adapter",
+                               holder_far, tcp_z, max(rh, SPINDLE_RADIUS_MM)))
+    return out
 
 
 # ------------------------------------------------------------------------------ controllers

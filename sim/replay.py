@@ -19,7 +19,8 @@ import numpy as np
 
 from sculptor.artifacts.program import RobotProgram
 from sculptor.artifacts.toolpath import MoveKind
-from sculptor.profiles import CellProfile, GougeTool, RobotProfile, RotaryTool
+from sculptor.profiles import CellProfile, GougeTool, RobotProfile, \
+    RotaryTool, tool_body_sections
 from sculptor.robot.solver import LINK_RADII_MM  # link i joins frame i-1 and frame i
 
 # per-target status (preview colours)
@@ -30,7 +31,6 @@ NEAR_JOINT_LIMIT_DEG = 5.0
 NEAR_WRIST_DEG = 5.0
 NEAR_ELBOW_DEG = 5.0
 NEAR_SHOULDER_MM = 50.0
-GOUGE_FREE_BLADE_MM = 30.0
 FAR = 1.0e9  # where capsules of another pass's tool are parked
 # penetrations shallower than this are grazing contact within the 2 mm field's accuracy
 MATERIAL_CLEARANCE_MM = 2.0
@@ -60,29 +60,19 @@ class ReplayResult:
 
 
 def tool_capsules(tool: RotaryTool | GougeTool, world_from_flange: np.ndarray) -> list[Capsule]:
-    """Spindle/holder body, holder and shank of ``tool`` as capsules along flange +Z.
+    """The tool's body (:func:`sculptor.profiles.tool_body_sections`: shank, holder,
+    spindle or adapter) as capsules along its axis. world_from_flange (n, 4, 4).
 
-    world_from_flange (n, 4, 4).  The cutting part (flutes, or the last
-    GOUGE_FREE_BLADE_MM of a gouge blade, which lies along the surface at the rake angle)
-    is left out: material it meets is cut, not collided with.
+    The cutting part (flutes, or the last ``GOUGE_FREE_BLADE_MM`` of a gouge blade, which lies
+    along the surface at the rake angle) is left out: material it meets is cut, not
+    collided with.
     """
     tcp_z = float(np.linalg.norm(tool.flange_from_tcp.xyz_mm))
-    holder_end = max(tcp_z - tool.length_mm, 0.0)
-    holder_start = max(holder_end - tool.holder.length_mm, 0.0)
-    cut = tool.flute_length_mm if isinstance(tool, RotaryTool) else GOUGE_FREE_BLADE_MM
     r_flange = tool.flange_from_tcp.matrix()[:3, :3]
     axis = world_from_flange[:, :3, :3] @ r_flange[:, 2]
     o = world_from_flange[:, :3, 3]
-    caps = []
-    if holder_start > 1.0:
-        caps.append(Capsule("spindle" if isinstance(tool, RotaryTool) else "adapter",
-                            o, o + axis * holder_start, max(tool.holder.diameter_mm / 2, 40.0)))
-    caps.append(Capsule("holder", o + axis * holder_start, o + axis * holder_end,
-                        tool.holder.diameter_mm / 2))
-    if tcp_z - cut > holder_end:
-        caps.append(Capsule("shank", o + axis * holder_end, o + axis * (tcp_z - cut),
-                            tool.shank_diameter_mm / 2))
-    return caps
+    return [Capsule(s.name, o + axis * (tcp_z - s.far_mm), o + axis * (tcp_z - s.near_mm),
+                    s.radius_mm) for s in tool_body_sections(tool)]
 
 
 def world_from_workpiece(cell: CellProfile, turntable_rad: np.ndarray) -> np.ndarray:

@@ -6,21 +6,19 @@ reaches wins):
 
 1. straight from a to b;
 2. out along the band's approach direction f by 10, 25 or 50 mm, across, and back in;
-3. out to the band's *safe plane* (normal f, ``SAFE_MM`` beyond the design's furthest
-   point along f), across in the plane, and back in.
+3. out to the band's *safe plane* (normal f, ``SAFE_MM`` beyond the design's and the
+   wood's furthest point along f), across in the plane, and back in.
 
 *Clear* means, at every sample (<= ``STEP_MM`` apart) of every leg, the tool frame
 turning from the one end's to the other's along the first leg (as the controller does):
-every point of the gouge's cutting shape (edge, bevel) stays ``AIR_CLEAR_MM`` outside the
-design; the tool centre stays out of *thick rest* (wood the roughing left more than a
-voxel plus the allowance off the design: fins, corners of the block; from the stock
-model) and ``REST_MARGIN_MM`` above the *skin of rest* over the surface: the thickest
-rest left at the band's stroke points within ``REST_R_MM`` (from the stock model before
-finishing, lowered as the strokes cut it). Lead-in and lift-out points are chosen above
-that skin too, so no rapid drives through wood.
+every point of the gouge's cutting shape stays ``AIR_CLEAR_MM`` outside the design and
+``AIR_WOOD_MM`` off the wood left at that moment, and the shank, holder and the arm's
+last link keep their radius off it (:mod:`sculptor.cam.wood`: the wood the roughing left,
+less what the strokes planned so far cut). Lead-in and lift-out points are chosen clear of
+the wood too, so no rapid drives through wood.
 
 Plunges (lead-in to the stroke's first point) and lift-outs are cutting moves; they are
-checked the same way against the design with the gouge tolerance (``check_entry``).
+checked against the design with the gouge tolerance (``check_entry``).
 
 Passes start and end on the *parking cylinder* (side bands: radius ``SAFE_MM`` beyond
 the stock about the turntable axis; top band: ``SAFE_MM`` above the stock), where the
@@ -32,97 +30,48 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
-
-from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_body_points, gouge_cutting_points, \
-    to_piece
+from sculptor.cam.toolshape import GOUGE_TOL_MM, gouge_cutting_points, to_piece
+from sculptor.cam.wood import AIR_WOOD_MM, BodyCheck, WoodGrid
 
 AIR_CLEAR_MM = 2.0   # cutting shape to design on air moves
 SAFE_MM = 15.0       # safe plane / parking beyond the design / stock
 STEP_MM = 3.0        # samples along a leg
 OUT_MM = (10.0, 25.0, 50.0)
-NEAR_END_MM = 15.0   # thick rest is not checked this close to a stroke's lead or lift-out
-REST_R_MM = 8.0      # the rest under an air move: thickest at surface points this near
-REST_MARGIN_MM = 3.0  # tool centre above that rest (the edge lies about the centre), plus
-#                       half a stock-model voxel (the rest is known to that step)
-WOOD_CLEAR_MM = 6.0  # tool centre to thick rest (the edge is 6 mm wide each side)
 
 
 class AirRoutes:
-    """Air routes for the gouge finishing of one design: the thick rest is read once from
-    the stock model; the skin of rest is set per band (:meth:`set_rest`)."""
+    """Air routes for the gouge finishing of one design, checked against ``wood`` (a
+    :class:`WoodGrid` the finishing keeps up to date as it plans strokes)."""
 
-    def __init__(self, query, stock_model, tool, reach, allowance_mm: float = 1.0):
+    def __init__(self, query, wood: WoodGrid, tool, reach, body: BodyCheck):
         self.q = query
+        self.wood = wood
         self.reach = reach
+        self.body = body
         self.cut_local = gouge_cutting_points(tool)
-        self.body_local = gouge_body_points(tool)
-        self.rest_margin = REST_MARGIN_MM + stock_model.voxel_mm / 2
         self.r_tool = float(np.linalg.norm(self.cut_local, axis=1).max())
         self.v = np.asarray(query.vertices, float)
-        self._thick, self._thick_pts = _thick_rest_field(stock_model, query, allowance_mm)
-        lo, hi = stock_model.origin, stock_model.origin + (np.asarray(stock_model.shape) - 1) \
-            * stock_model.voxel_mm
+        vox = wood.voxel_mm
+        lo = wood.origin - vox / 2
+        hi = wood.origin + (np.asarray(wood.occ.shape) - 0.5) * vox
         corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
-        vox = stock_model.voxel_mm / 2
-        self.park_r = float(np.linalg.norm(corners[:, :2], axis=1).max()) + vox + SAFE_MM
-        self.park_z = float(hi[2]) + vox + SAFE_MM
-        self._rest, self._rest_tree = np.zeros(0), None
+        self.park_r = float(np.linalg.norm(corners[:, :2], axis=1).max()) + SAFE_MM
+        self.park_z = float(hi[2]) + SAFE_MM
+        self._plane: dict[tuple, float] = {}
         self.stats = {"links": 0, "direct": 0, "out": 0, "plane": 0, "none": 0,
                       "entries_refused": 0, "refused_wood": 0, "refused_design": 0,
-                      "refused_reach": 0, "refused_rest": 0}
+                      "refused_reach": 0}
 
     # ---------------------------------------------------------------- checks
-    def thick_distance(self, p: np.ndarray) -> np.ndarray:
-        """(m,) mm from points (m, 3) to the nearest thick rest voxel (inf: none)."""
-        dist, origin, cell = self._thick
-        if dist is None:
-            return np.full(len(p), np.inf)
-        idx = np.rint((p - origin) / cell).astype(np.int64)
-        n = np.asarray(dist.shape)
-        ok = np.all((idx >= 0) & (idx < n), axis=1)
-        out = np.full(len(p), np.inf)
-        out[ok] = dist[tuple(idx[ok].T)]
-        # outside the grid: at least the gap to the grid's box, and at least the distance
-        # at the nearest grid point less the way to it (triangle inequality)
-        if (~ok).any():
-            lo, hi = origin, origin + (n - 1) * cell
-            gap = np.linalg.norm(np.maximum(np.maximum(lo - p[~ok], p[~ok] - hi), 0.0), axis=1)
-            ci = np.clip(idx[~ok], 0, n - 1)
-            out[~ok] = np.maximum(gap, dist[tuple(ci.T)] - gap - cell)
-        return out
-
-    # ---------------------------------------------------------------- the skin of rest
-    def set_rest(self, points: np.ndarray, rest_mm: np.ndarray) -> None:
-        """The rest over the design at surface points (k, 3) (mm along the normal, from
-        the stock model), for the band being planned; lowered by :meth:`cut_rest`."""
-        from scipy.spatial import cKDTree
-
-        self._rest = np.asarray(rest_mm, float).copy()
-        self._rest_tree = cKDTree(points) if len(points) else None
-
-    def cut_rest(self, sl: slice, to_mm: float) -> None:
-        """Strokes over the points ``sl`` have cut the rest there down to ``to_mm``."""
-        self._rest[sl] = np.minimum(self._rest[sl], to_mm)
-
-    def rest_near(self, p: np.ndarray) -> np.ndarray:
-        """(m,) the thickest rest left at the surface points within ``REST_R_MM`` of each
-        point (0 where none)."""
-        if self._rest_tree is None or len(p) == 0:
-            return np.zeros(len(p))
-        d, i = self._rest_tree.query(p, k=12, distance_upper_bound=REST_R_MM)
-        i = np.minimum(i, len(self._rest) - 1)
-        return np.where(np.isfinite(d), self._rest[i], 0.0).max(1)
-
     def clear(self, pts: np.ndarray, frames: np.ndarray, margin_mm: float = AIR_CLEAR_MM,
-              wood: np.ndarray | bool = True) -> bool:
+              wood: bool = True) -> bool:
         """Whether the tool at every point of ``pts`` (m, 3) with its frame (``frames``
-        (m, 3, 3) or one (3, 3)) keeps ``margin_mm`` off the design and, where ``wood``
-        (bool or (m,) mask), out of thick rest (the stock model)."""
+        (m, 3, 3) or one (3, 3)) keeps ``margin_mm`` off the design and, with ``wood``,
+        its cutting shape ``AIR_WOOD_MM`` and its body its radius off the wood."""
         if len(pts) == 0:
             return True
-        w = np.broadcast_to(np.asarray(wood, bool), (len(pts),))
-        if w.any() and (self.thick_distance(pts[w]) < WOOD_CLEAR_MM).any():
+        fr = np.broadcast_to(frames, (len(pts), 3, 3))
+        if wood and not self._wood_clear(pts, fr):
             self.stats["refused_wood"] += 1
             return False
         far = self.r_tool + margin_mm
@@ -133,20 +82,23 @@ class AirRoutes:
         close = d < far
         if not close.any():
             return True
-        fr = np.broadcast_to(frames, (len(pts), 3, 3))[close]
-        sd = self.q.near_distance(to_piece(pts[close], fr, self.cut_local).reshape(-1, 3), far)
+        sd = self.q.near_distance(to_piece(pts[close], fr[close], self.cut_local)
+                                  .reshape(-1, 3), far)
         if sd.min() < margin_mm:
             self.stats["refused_design"] += 1
             return False
         return True
 
+    def _wood_clear(self, pts: np.ndarray, fr: np.ndarray) -> bool:
+        if not self.wood.clear(to_piece(pts, fr, self.cut_local).reshape(-1, 3),
+                               AIR_WOOD_MM).all():
+            return False
+        return bool(self.body.clear(self.wood, pts, fr).all())
+
     def body_clear(self, pos: np.ndarray, frames: np.ndarray) -> np.ndarray:
-        """(m,) bool: the shank and holder surfaces (toolshape.gouge_body_points) at
-        poses (pos (m, 3), frames (m, 3, 3)) stay outside the thick rest."""
-        if len(pos) == 0 or self._thick[0] is None:
-            return np.ones(len(pos), bool)
-        pts = to_piece(pos, frames, self.body_local).reshape(-1, 3)
-        return (self.thick_distance(pts).reshape(len(pos), -1) > 0.0).all(1)
+        """(m,) bool: the shank, holder (and the arm's last link) at poses (pos (m, 3),
+        frames (m, 3, 3)) keep off the wood left now."""
+        return self.body.clear(self.wood, pos, frames)
 
     def check_entry(self, a: np.ndarray, b: np.ndarray, frame: np.ndarray) -> bool:
         """A plunge or lift-out from a to b at one frame cuts nothing of the design."""
@@ -169,29 +121,7 @@ class AirRoutes:
             t = np.linspace(0.0, 1.0, n)[1:] if i else np.linspace(0.0, 1.0, n)
             pts.append(p + t[:, None] * (q - p))
             frames.append(turn(t).as_matrix() if i == 0 else np.broadcast_to(fb, (len(t), 3, 3)))
-        pts = np.concatenate(pts)
-        # near the strokes' ends the tool meets the skin of rest the strokes cut
-        wood = np.minimum(np.linalg.norm(pts - way[0], axis=1),
-                          np.linalg.norm(pts - way[-1], axis=1)) > NEAR_END_MM
-        if not self.clear(pts, np.concatenate(frames), wood=wood):
-            return False
-        # and above the skin of rest (the end points, lead-in and lift-out, are chosen so)
-        return self._skin_clear(pts[1:-1])
-
-    def _skin_clear(self, pts: np.ndarray) -> bool:
-        """The tool centre keeps ``rest_margin`` (``REST_MARGIN_MM`` + half a stock voxel)
-        above the rest left near each point."""
-        if len(pts) == 0:
-            return True
-        d = self.q.near_distance(pts, self.r_tool)
-        if (d < self.rest_near(pts) + self.rest_margin).any():
-            self.stats["refused_rest"] += 1
-            return False
-        return True
-
-    def above_rest(self, p: np.ndarray) -> bool:
-        """A lead-in or lift-out point is above the skin of rest."""
-        return self._skin_clear(np.asarray(p, float).reshape(1, 3))
+        return self.clear(np.concatenate(pts), np.concatenate(frames))
 
     def reaches(self, pts: np.ndarray, frame, theta) -> bool:
         if self.reach is None or len(pts) == 0:
@@ -200,11 +130,13 @@ class AirRoutes:
 
     # ---------------------------------------------------------------- routes
     def plane_height(self, f: np.ndarray) -> float:
-        """Height along f of the safe plane: beyond the design and the thick rest."""
-        h = float((self.v @ f).max())
-        if len(self._thick_pts):
-            h = max(h, float((self._thick_pts @ f).max()) + self._thick[2] / 2)
-        return h + SAFE_MM
+        """Height along f of the safe plane: beyond the design and the wood (as it was
+        when first asked for this f: wood only goes)."""
+        key = tuple(np.round(f, 9))
+        if key not in self._plane:
+            self._plane[key] = max(float((self.v @ f).max()), self.wood.extent_along(f)) \
+                + SAFE_MM
+        return self._plane[key]
 
     def link(self, a, fa, b, fb, f, theta) -> np.ndarray | None:
         """Intermediate waypoints (k, 3) (possibly k = 0) of a clear route from a to b,
@@ -259,21 +191,3 @@ class AirRoutes:
                 return pts
         return None
 
-
-def _thick_rest_field(stock_model, query, allowance_mm: float):
-    """((distance field (voxel grid, mm), origin, voxel), centres (k, 3)) of the wood more
-    than a voxel plus the allowance off the design."""
-    vi = np.flatnonzero(stock_model.material)
-    vox = stock_model.voxel_mm
-    none = (None, stock_model.origin, vox), np.zeros((0, 3))
-    if len(vi) == 0:
-        return none
-    d = query.near_distance(stock_model.centers[vi], vox + allowance_mm + 1.0)
-    thick = vi[d > vox + allowance_mm]
-    if len(thick) == 0:
-        return none
-    mask = np.zeros(stock_model.shape, bool)
-    mask.reshape(-1)[thick] = True
-    dist = ndimage.distance_transform_edt(~mask) * vox - vox / 2
-    return ((np.maximum(dist, 0.0).astype(np.float32), np.asarray(stock_model.origin, float),
-             vox), stock_model.centers[thick])

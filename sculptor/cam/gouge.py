@@ -44,6 +44,7 @@ from sculptor.cam.air import AirRoutes
 from sculptor.cam.moves import MoveList, gouge_frames, resample_polyline
 from sculptor.cam.toolshape import GOUGE_TOL_MM, body_inside, gouge_body_points, \
     gouge_cutting_points, penetration
+from sculptor.cam.wood import BodyCheck, WoodGrid
 from sculptor.profiles import GougeTool
 
 MAX_LIFT_MM = 1.0
@@ -277,7 +278,7 @@ def refine_stroke(query, tool: GougeTool, s: Stroke, cut_local, body_local,
 
 def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
                   progress=None, max_layers: int = MAX_LAYERS, reach=None,
-                  across=None, allowance_mm: float = 1.0) -> tuple[list[Pass], dict]:
+                  across=None) -> tuple[list[Pass], dict]:
     """Check every stroke, add outer layers where the stock is deeper than the chip depth,
     and emit one pass per band. Returns (passes, report).
 
@@ -296,7 +297,9 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
     reached: dict[int, list] = {}  # points of across-grain strokes the arm reaches
     across_done = False
     reach = reach if reach is not None and reach.active else None
-    air = AirRoutes(query, stock_model, tool, reach, allowance_mm)
+    wood = WoodGrid.from_stock(stock_model)
+    body = BodyCheck(tool, reach.robot if reach is not None else None)
+    air = AirRoutes(query, wood, tool, reach, body)
     report["body_in_rest_points"] = 0
     queue = [(s, False) for s in strokes]
     qi = 0
@@ -324,12 +327,6 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
             ok = ok & arm
         elif (~ok).any():
             report["unreachable_points"].extend(s.points[~ok].tolist())
-        # the shank and holder must not meet the wood the roughing left either
-        wood = ok & ~air.body_clear(pos, fr)
-        if wood.any():
-            report["body_in_rest_points"] += int(wood.sum())
-            report["too_deep_points"].extend(s.points[wood].tolist())
-            ok = ok & ~wood
         if qi == len(queue) and not across_done:  # all downhill strokes done
             across_done = True
             for k in sorted(missed) if across is not None else []:
@@ -381,7 +378,6 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
         allp = np.concatenate([it[0] for it in items])
         alln = np.concatenate([it[2] for it in items])
         thick = stock_model.thickness_along(allp, alln, max_mm=chip * MAX_LAYERS + 2)
-        air.set_rest(allp, thick)
         off = 0
 
         def emit(lp, lfr, lnrm):
@@ -396,7 +392,6 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
 
         for pos, fr, nrm in items:
             t = thick[off:off + len(pos)]
-            here = slice(off, off + len(pos))
             off += len(pos)
             depth = float(t.max())
             layers = max(1, int(math.ceil(depth / chip - 1e-6)))
@@ -411,21 +406,26 @@ def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stro
                 off_mm = depth * j / layers
                 lp = pos + nrm * off_mm
                 if j == 0:
-                    if emit(lp, fr, nrm):
-                        air.cut_rest(here, 0.0)
-                    else:
-                        report["no_safe_route_points"].extend(lp.tolist())
-                    continue
-                # outer layers: checked too (offsets can near other parts of the surface)
-                good = penetration(query, lp, fr, cut_local, 1.0) <= GOUGE_TOL_MM
-                good &= ~body_inside(query, lp, fr, body_local)
-                if reach is not None:
-                    good &= reach.ok(lp, fr, theta)
+                    good = np.ones(len(lp), bool)
+                else:  # outer layers: checked too (offsets can near other parts of the surface)
+                    good = penetration(query, lp, fr, cut_local, 1.0) <= GOUGE_TOL_MM
+                    good &= ~body_inside(query, lp, fr, body_local)
+                    if reach is not None:
+                        good &= reach.ok(lp, fr, theta)
+                # the shank, holder and the arm's last link keep off the wood left now
+                in_wood = good & ~air.body_clear(lp, fr)
+                if in_wood.any():
+                    report["body_in_rest_points"] += int(in_wood.sum())
+                    report["too_deep_points"].extend(pos[in_wood].tolist())
+                    good &= ~in_wood
                 idx = np.flatnonzero(good)
                 for part in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1):
-                    if len(part) >= 2:
-                        emit(lp[part], fr[part], nrm[part])
-                air.cut_rest(here, off_mm)
+                    if len(part) < 2:
+                        continue
+                    if emit(lp[part], fr[part], nrm[part]):
+                        wood.carve_gouge(lp[part], fr[part], tool, chip)
+                    elif j == 0:
+                        report["no_safe_route_points"].extend(lp[part].tolist())
         if prev is not None:  # out to the parking place, where the table may turn
             way = air.park_route(prev[0], prev[1], f, theta, top, inward=False)
             if way is None:
@@ -465,13 +465,11 @@ def _emit_stroke(ml: MoveList, air: AirRoutes, tool: GougeTool, pos, fr, nrm, th
     leads = [np.array([p[0], p[1], max(p[2], floor)]) for p in leads]
     outs = [np.array([p[0], p[1], max(p[2], floor, pos[-1][2] if not top else floor)])
             for p in outs]
-    lead = _first_ok(leads, lambda p: air.above_rest(p)
-                     and air.reaches(p[None], fr[0], theta)
-                     and air.clear(p[None], fr[0], wood=False)
+    lead = _first_ok(leads, lambda p: air.reaches(p[None], fr[0], theta)
+                     and air.clear(p[None], fr[0])
                      and air.check_entry(p, pos[0], fr[0]))
-    out = _first_ok(outs, lambda p: air.above_rest(p)
-                    and air.reaches(p[None], fr[-1], theta)
-                    and air.clear(p[None], fr[-1], wood=False)
+    out = _first_ok(outs, lambda p: air.reaches(p[None], fr[-1], theta)
+                    and air.clear(p[None], fr[-1])
                     and air.check_entry(pos[-1], p, fr[-1]))
     if lead is None or out is None:
         return None

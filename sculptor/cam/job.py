@@ -189,7 +189,7 @@ def plan_job(design: Path, out: Path, tool: str = "gouge-12mm", rough_tool: str 
             fp, frep = gouge_finish.finish_passes(
                 query, smodel, bands, ftool, strokes, progress=lambda: prog.advance(task),
                 max_layers=q.max_layers, reach=ReachCheck(cellp, ftool, margin_deg=3.0),
-                across=across, allowance_mm=allowance)
+                across=across)
             frep["stroke_spacing_mm"] = round(spacing, 3)
             frep["too_short_area_mm2"] = round(short, 0)
             unreach = np.asarray(frep.pop("unreachable_points"), float).reshape(-1, 3)

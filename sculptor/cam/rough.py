@@ -44,12 +44,11 @@ from sculptor.cam.dropcutter import Cutter, drop_cutter, frame_from_direction
 from sculptor.cam.moves import MoveList, gouge_frames, merge_collinear, resample_polyline, \
     rotary_frame, split_long, turntable_for_facing
 from sculptor.cam.toolshape import gouge_body_points, to_piece
-from sculptor.profiles import GougeTool, RotaryTool
+from sculptor.profiles import GougeTool, RotaryTool, tool_body_sections
 
 RAMP_ANGLE_DEG = 4.0
 CLEAR_MM = 3.0
 MAX_MOVE_MM = 30.0  # longest cutting move (longer ones are split: small joint steps)
-SPINDLE_RADIUS_MM = 40.0  # the spindle as the simulator sees it (sim.replay.tool_capsules)
 BODY_CLEAR_MM = 0.5  # body capsules to the wood and the design, beyond the model's error
 
 
@@ -95,20 +94,11 @@ def tool_cutter(tool, extra_mm: float = 0.0) -> Cutter:
 
 
 def body_sections(tool) -> list[tuple[float, float]]:
-    """The tool body above the cutting part as capsules about the tool axis, the way the
-    simulator checks it against the wood (sim.replay.tool_capsules): (z_mm, radius_mm),
-    each from ``z_mm`` above the tip upwards -- the shank from the flute top, the holder
-    from the stick-out, the spindle (``SPINDLE_RADIUS_MM`` or the holder's radius) from
-    the holder's end. A capsule's round end reaches ``radius`` below its ``z``."""
-    rh = tool.holder.diameter_mm / 2
-    out = []
-    if isinstance(tool, RotaryTool) and tool.length_mm > tool.flute_length_mm:
-        out.append((float(tool.flute_length_mm), tool.shank_diameter_mm / 2))
-    out.append((float(tool.length_mm), rh))
-    tcp_z = float(np.linalg.norm(tool.flange_from_tcp.xyz_mm))
-    if tcp_z - tool.length_mm - tool.holder.length_mm > 1.0:
-        out.append((float(tool.length_mm + tool.holder.length_mm), max(rh, SPINDLE_RADIUS_MM)))
-    return out
+    """The tool body above the cutting part (:func:`sculptor.profiles.tool_body_sections`,
+    as the simulator checks it against the wood) as (z_mm, radius_mm), each capsule from
+    ``z_mm`` above the tip upwards. A capsule's round end reaches ``radius`` below its
+    ``z``."""
+    return [(s.near_mm, s.radius_mm) for s in tool_body_sections(tool)]
 
 
 def body_floor_design(v_setup: np.ndarray, faces: np.ndarray, edges, tool, xs, ys,

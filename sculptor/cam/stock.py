@@ -45,6 +45,11 @@ class StockModel:
         return self._fine
 
     @property
+    def fine_if_built(self) -> "FineWood | None":
+        """The fine grid if something (the roughing) has used and updated it, else None."""
+        return self._fine
+
+    @property
     def volume_mm3(self) -> float:
         return float(self.material.sum()) * self.voxel_mm ** 3
 
