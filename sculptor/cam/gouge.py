@@ -22,14 +22,18 @@ surface there (<= 1 mm, counted as material left) or split and the spot reported
 unreachable. Where the roughing left more than the chip depth, outer layers of the same
 stroke are cut first, each at most ``max_chip_depth_mm`` deep.
 
-Air moves between strokes (and to and from the parking place at the start and end of a
-pass) keep the whole cutting shape clear of the design and the tool out of thick rest
-(sculptor.cam.air); a stroke no safe route reaches is left and counted
-(``strokes_without_safe_link``; their points in ``no_safe_route_points``: mostly under
-wood the roughing left, where the tool body would meet it too). On a robot cell every stroke point, lead-in, lift-out
-and route point is checked for the arm (sculptor.cam.reach) at the band's turntable angle; where the arm cannot cut downhill the
-spot is cut across the grain (horizontal strokes, either direction), else left and
-reported.
+The wood is followed as the strokes are planned (:class:`sculptor.cam.wood.WoodGrid`: the
+roughing's fine grid, less what each emitted stroke surely cut): at every point of every
+layer the shank, holder and the arm's last link must keep their radius off the wood left
+at that moment, else the point is left (``body_in_rest_points``; the places in
+``left_for_rest_roughing``). Air moves between strokes (and to and from the parking
+place at the start and end of a pass) keep the whole cutting shape clear of the design
+and of that wood, and the body off it (sculptor.cam.air); a stroke no safe route reaches
+is left and counted (``strokes_without_safe_link``; its points in
+``no_safe_route_points``). On a robot cell every stroke point, lead-in, lift-out and route
+point is checked for the arm (sculptor.cam.reach) at the band's turntable angle; where the
+arm cannot cut downhill the spot is cut across the grain (horizontal strokes, either
+direction), else left and reported.
 """
 
 from __future__ import annotations
