@@ -28,6 +28,8 @@ from sculptor.gen3d.model import ModelConfig, StyleModel
 FORMAT = "sculptor-gen3d"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+# kept in float32 by the inference export (tiny; the latent maps need the precision)
+FLOAT32_BUFFERS = ("alphas_bar", "z_mean", "z_std", "pc_dirs", "pc_sd")
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -90,7 +92,7 @@ def export_inference(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     keep = {k: v for k, v in ck.items()
             if k not in ("optimizer", "model", "path", "format", "format_version",
                          "sculptor_version")}
-    keep["ema"] = {k: (v.half() if v.is_floating_point() and k != "alphas_bar" else v)
+    keep["ema"] = {k: (v.half() if v.is_floating_point() and k not in FLOAT32_BUFFERS else v)
                    for k, v in ck["ema"].items()}
     keep["inference_only"] = True
     return save_checkpoint(dst, keep)

@@ -29,6 +29,17 @@ class ModelConfig:
     prior_hidden: int = 256
     prior_blocks: int = 3
     timesteps: int = 1000
+    # The prior's space. 0: every latent dimension, standardised one by one (checkpoints
+    # before prior_dims). k > 0: the top-k principal directions of the standardised
+    # training latents, whitened; the other directions sit at the mean, or get a Gaussian
+    # of prior_rest times their own spread when sampling (docs/gen3d.md, "Prior space").
+    prior_dims: int = 0
+    prior_rest: float = 0.0
+
+    @property
+    def prior_width(self) -> int:
+        """Dimension of the space the latent DDPM works in."""
+        return self.prior_dims or self.latent
 
     @property
     def levels(self) -> int:
@@ -98,9 +109,14 @@ class VAE(nn.Module):
         self.enc = Encoder(cfg)
         self.dec = Decoder(cfg)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, gen: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction from a posterior draw; its noise from ``gen`` (a CPU generator)
+        when given, so a training step depends on its own seed only."""
         mu, logvar = self.enc(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        eps = (torch.randn(mu.shape, generator=gen).to(mu) if gen is not None
+               else torch.randn_like(mu))
+        z = mu + eps * (0.5 * logvar).exp()
         return self.dec(z), mu, logvar
 
 
@@ -141,11 +157,11 @@ class Denoiser(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h = cfg.prior_hidden
-        self.inp = nn.Linear(cfg.latent, h)
+        self.inp = nn.Linear(cfg.prior_width, h)
         self.t1 = nn.Linear(h, h)
         self.t2 = nn.Linear(h, h)
         self.blocks = nn.ModuleList(_Block(h) for _ in range(cfg.prior_blocks))
-        self.out = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, cfg.latent))
+        self.out = nn.Sequential(nn.LayerNorm(h), nn.Linear(h, cfg.prior_width))
         self.h = h
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -157,7 +173,8 @@ class Denoiser(nn.Module):
 
 
 class StyleModel(nn.Module):
-    """VAE + latent denoiser + the latent standardisation (buffers, set after phase 1)."""
+    """VAE + latent denoiser + the map between VAE latents and the prior's space
+    (buffers, fitted to the training latents after phase 1 by ``fit_prior_space``)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -167,6 +184,44 @@ class StyleModel(nn.Module):
         self.register_buffer("z_mean", torch.zeros(cfg.latent))
         self.register_buffer("z_std", torch.ones(cfg.latent))
         self.register_buffer("alphas_bar", cosine_alphas_bar(cfg.timesteps))
+        if cfg.prior_dims:  # absent from checkpoints without a principal-direction prior
+            # (L, L) rows: principal directions of the standardised latents, by variance
+            self.register_buffer("pc_dirs", torch.eye(cfg.latent))
+            self.register_buffer("pc_sd", torch.ones(cfg.latent))  # (L,) their spread
+
+    @torch.no_grad()
+    def fit_prior_space(self, mus: torch.Tensor) -> None:
+        """Fit the standardisation (and principal directions) to latents ``mus`` (n, L)."""
+        z_mean, z_std = mus.mean(0), mus.std(0).clamp_min(1e-3)
+        self.z_mean.copy_(z_mean)
+        self.z_std.copy_(z_std)
+        if self.cfg.prior_dims:
+            u = ((mus - z_mean) / z_std).double()
+            _, s, vt = torch.linalg.svd(u, full_matrices=True)
+            sd = torch.zeros(self.cfg.latent, dtype=torch.float64, device=u.device)
+            sd[:len(s)] = s / max(1, len(u) - 1) ** 0.5
+            self.pc_dirs.copy_(vt.float())
+            self.pc_sd.copy_(sd.float().clamp_min(1e-6))
+
+    def to_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, L) VAE latents -> (B, prior_width) coordinates the DDPM learns (whitened)."""
+        u = (z - self.z_mean) / self.z_std
+        k = self.cfg.prior_dims
+        if not k:
+            return u
+        return (u @ self.pc_dirs[:k].T) / self.pc_sd[:k]
+
+    def from_prior(self, c: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, prior_width) prior coordinates -> (B, L) VAE latents. ``rest`` (B, L - k):
+        standard normal noise for the other principal directions, scaled by
+        ``prior_rest`` times their spread (ignored when prior_rest is 0)."""
+        k = self.cfg.prior_dims
+        u = c
+        if k:
+            u = (c * self.pc_sd[:k]) @ self.pc_dirs[:k]
+            if rest is not None and self.cfg.prior_rest > 0 and k < self.cfg.latent:
+                u = u + self.cfg.prior_rest * (rest * self.pc_sd[k:]) @ self.pc_dirs[k:]
+        return u * self.z_std + self.z_mean
 
 
 def cosine_alphas_bar(T: int, s: float = 0.008) -> torch.Tensor:

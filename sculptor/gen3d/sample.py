@@ -65,11 +65,14 @@ class Sampler:
 
     @torch.no_grad()
     def latents_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
-        """(B, L) noise -> (B, L) VAE latents (de-standardised)."""
+        """(B, L) noise -> (B, L) VAE latents. The DDPM starts from the first
+        ``prior_width`` numbers; the rest feed the other principal directions (used only
+        when the model's ``prior_rest`` > 0)."""
         m = self.model
+        k = m.cfg.prior_width
         with cpu_threads(1):  # 50 tiny MLP calls: threads only spin on a busy machine
-            z = ddim_sample(m.prior, noise, m.alphas_bar, DDIM_STEPS)
-        return z * m.z_std + m.z_mean
+            c = ddim_sample(m.prior, noise[:, :k], m.alphas_bar, DDIM_STEPS)
+        return m.from_prior(c, noise[:, k:])
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:

@@ -1,7 +1,11 @@
 """Training of the style model (layer 3: the trainer).
 
-Phase 1 trains the VAE on augmented grids; phase 2 encodes augmented copies of every
-training piece with the EMA encoder and trains the latent DDPM. Both phases run under
+Phase 1 trains the VAE on augmented grids; phase 2 encodes every training piece with the
+EMA encoder, fits the prior's space to those latent means (standardisation and, with
+``prior_dims`` = k, their top-k principal directions, whitened) and trains the latent
+DDPM there. ``--refit-prior`` keeps a run's finished phase 1 and redoes phase 2 from
+scratch: every random draw of a step comes from that step's own seed, so this is exactly
+the run a fresh start with the same options would make. Both phases run under
 PyTorch DDP when launched with ``torchrun --nproc_per_node=K -m sculptor.gen3d.train``
 (NCCL on CUDA, gloo on CPU); on CUDA the forward passes run in mixed precision.
 Checkpoints go to ``RUN/checkpoint.pt`` every ``save_every`` steps; rerunning the same
@@ -40,6 +44,13 @@ PRIOR_COPIES = 1
 PRIOR_TURN_DEG = 0.0
 PRIOR_SCALE = 0.0
 PRIOR_SIGMA = 0.0
+# The prior works in the top principal directions of the training latents (whitened):
+# the means span about 16 of the 64 dimensions (99 % of their variance), and a DDPM
+# over all 64 drew over-dispersed samples (docs/gen3d.md, "Prior space").
+PRIOR_DIMS = 16
+# what must match for --refit-prior to reuse a run's phase 1 (the VAE)
+PHASE1_OPTIONS = ("res", "steps", "batch", "lr", "kl_weight", "ema", "max_turn_deg",
+                  "max_scale", "seed", "width", "max_width", "latent")
 
 
 @dataclass
@@ -63,6 +74,9 @@ class TrainConfig:
     prior_turn_deg: float = PRIOR_TURN_DEG
     prior_scale: float = PRIOR_SCALE
     prior_sigma: float = PRIOR_SIGMA
+    prior_dims: int = PRIOR_DIMS  # 0: all latent dimensions (the former prior)
+    prior_rest: float = 0.0  # sampling: Gaussian in the other directions (x their spread)
+    refit_prior: bool = False  # keep the run's finished phase 1, redo phase 2 from scratch
     device: str = "auto"
     seed: int = 0
     width: int = 8
@@ -76,7 +90,8 @@ class TrainConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(res=self.res, width=self.width, max_width=self.max_width,
-                           latent=self.latent)
+                           latent=self.latent, prior_dims=min(self.prior_dims, self.latent),
+                           prior_rest=self.prior_rest)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -246,7 +261,7 @@ def _prior_phase(cfg: TrainConfig, ctx: DistContext, device: torch.device, model
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7 + ctx.rank)
         idx = torch.randint(0, len(mus), (cfg.prior_batch,), generator=gen)
         eps = torch.randn(cfg.prior_batch, mcfg.latent, generator=gen).to(device)
-        z0 = ((mus[idx] + cfg.prior_sigma * sds[idx] * eps) - model.z_mean) / model.z_std
+        z0 = model.to_prior(mus[idx] + cfg.prior_sigma * sds[idx] * eps)
         ps = step - cfg.steps
         for gr in opt.param_groups:
             gr["lr"] = _lr_at(ps, cfg.prior_steps, cfg.prior_lr)
@@ -265,6 +280,36 @@ def _prior_phase(cfg: TrainConfig, ctx: DistContext, device: torch.device, model
             save(False, opt, 2)
             ctx.barrier()
     return step
+
+
+def _phase1_of(ck: dict, cfg: TrainConfig, mcfg: ModelConfig, model: StyleModel,
+               ema: dict) -> tuple[int, list]:
+    """``--refit-prior``: load the finished phase 1 (VAE weights and their EMA) of
+    checkpoint ``ck`` into ``model`` / ``ema``, whose prior stays freshly initialised
+    from the seed, as in a run from scratch; returns (step, phase-1 losses). Phase 2
+    never touches the VAE, so this is the state a run from scratch reaches after phase 1.
+    Refused unless phase 1 was run with the same options and is finished."""
+    path = ck["path"]
+    old = ck.get("train", {})
+    differ = [k for k in PHASE1_OPTIONS if old.get(k) != getattr(cfg, k)]
+    if differ:
+        raise UserError(f"--refit-prior: {path} ran phase 1 with other options "
+                        f"({', '.join(f'{k}={old.get(k)}' for k in differ)}); pass the same "
+                        "ones or train a new --out")
+    if int(ck["step"]) < cfg.steps:
+        raise UserError(f"--refit-prior: {path} has not finished phase 1 (step "
+                        f"{ck['step']} of {cfg.steps}); rerun without --refit-prior first")
+    vae = {k[len("vae."):]: v for k, v in ck["model"].items() if k.startswith("vae.")}
+    try:
+        model.vae.load_state_dict(vae)
+    except RuntimeError as e:
+        raise UserError(f"--refit-prior: the VAE of {path} does not fit this config "
+                        f"({str(e).splitlines()[0]})") from None
+    for k, v in ck["ema"].items():
+        if k.startswith("vae."):
+            ema[k] = v.float()
+    losses = [row for row in ck["losses"].tolist() if row[1] == 1 and row[0] <= cfg.steps]
+    return cfg.steps, losses
 
 
 # --------------------------------------------------------------------------- the run
@@ -303,22 +348,30 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     step, losses, opt_state = 0, [], (None, None)
     if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        if ck["config"] != mcfg.to_dict():
-            raise UserError(f"{ckpt_path} was trained with another model config "
-                            f"({ck['config']}); use a new --out or the same options")
         if ck["data"].get("manifest_sha256") != data_sha:
             raise UserError(f"{ckpt_path} was trained on another dataset; use a new --out")
-        model.load_state_dict(ck["model"])
-        ema = {k: v.float() for k, v in ck["ema"].items()}
-        step = int(ck["step"])
-        losses = ck["losses"].tolist()
-        opt_state = (ck.get("optimizer_phase"), ck.get("optimizer"))
-        if ck.get("complete") and step >= cfg.steps + cfg.prior_steps:
+        if cfg.refit_prior:
+            step, losses = _phase1_of(ck, cfg, mcfg, model, ema)
             if ctx.main:
-                print(f"{ckpt_path} is complete at step {step}; nothing to do", flush=True)
-            return ckpt_path
-        if ctx.main:
-            print(f"resuming {ckpt_path} at step {step}", flush=True)
+                print(f"refitting the prior on the VAE of {ckpt_path} (phase 1 done at "
+                      f"step {step})", flush=True)
+        elif ModelConfig.from_dict(ck["config"]) != mcfg:
+            raise UserError(f"{ckpt_path} was trained with another model config "
+                            f"({ck['config']}); use a new --out or the same options "
+                            "(or --refit-prior to keep its VAE and retrain the prior)")
+        else:
+            model.load_state_dict(ck["model"])
+            ema = {k: v.float() for k, v in ck["ema"].items()}
+            step = int(ck["step"])
+            losses = ck["losses"].tolist()
+            opt_state = (ck.get("optimizer_phase"), ck.get("optimizer"))
+            if ck.get("complete") and step >= cfg.steps + cfg.prior_steps:
+                if ctx.main:
+                    print(f"{ckpt_path} is complete at step {step}; nothing to do",
+                          flush=True)
+                return ckpt_path
+            if ctx.main:
+                print(f"resuming {ckpt_path} at step {step}", flush=True)
     total = cfg.steps + cfg.prior_steps
     ema = {k: v.to(device) for k, v in ema.items()}
     X = torch.from_numpy(grids_np).unsqueeze(1).to(device)
@@ -361,7 +414,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
         for gr in opt.param_groups:
             gr["lr"] = _lr_at(step, cfg.steps, cfg.lr)
         with _autocast(device):
-            recon, mu, logvar = vae(x)
+            recon, mu, logvar = vae(x, gen)
         loss, _ = vae_loss(recon, x, mu, logvar, cfg.kl_weight)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -383,13 +436,12 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     enc_model.eval()
     mus, sds = encode_augmented(enc_model, X, cfg.aug_copies, cfg.seed, cfg.prior_scale,
                                 cfg.prior_turn_deg)
-    z_mean, z_std = mus.mean(0), mus.std(0).clamp_min(1e-3)
-    with torch.no_grad():
-        model.z_mean.copy_(z_mean)
-        model.z_std.copy_(z_std)
-        ema["z_mean"].copy_(z_mean)
-        ema["z_std"].copy_(z_std)
     mus, sds = mus.to(device), sds.to(device)
+    model.fit_prior_space(mus)
+    with torch.no_grad():
+        for k in ("z_mean", "z_std", "pc_dirs", "pc_sd"):
+            if k in ema:
+                ema[k].copy_(getattr(model, k))
     prior = DDP(model.prior) if ctx.active else model.prior
     opt = torch.optim.AdamW(model.prior.parameters(), lr=cfg.prior_lr, weight_decay=0.0)
     if opt_state[0] == 2 and cfg.steps <= step < total:
@@ -425,13 +477,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     for name in ("res", "steps", "prior_steps", "batch", "prior_batch", "aug_copies", "seed",
-                 "width", "max_width", "latent", "save_every", "log_every", "threads"):
+                 "width", "max_width", "latent", "prior_dims", "save_every", "log_every",
+                 "threads"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "prior_lr", "kl_weight", "ema", "max_turn_deg", "max_scale",
-                 "prior_turn_deg", "prior_scale", "prior_sigma"):
+                 "prior_turn_deg", "prior_scale", "prior_sigma", "prior_rest"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--refit-prior", action="store_true",
+                   help="keep the finished phase 1 (VAE) of the run in --out and retrain "
+                        "the prior from scratch (e.g. with another --prior-dims)")
     a = vars(p.parse_args(argv))
     a["progress"] = not a.pop("no_progress")
     return TrainConfig(**a)
