@@ -69,7 +69,7 @@ def main() -> None:
         t = time.perf_counter()
         x = augment(X[torch.randint(0, len(X), (16,), generator=gen)], gen).to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            r, mu, lv = model.vae(x)
+            r, mu, lv = model.vae(x, gen)  # as the trainer: noise from the step's seed
         loss, _ = vae_loss(r, x, mu, lv, 1e-4)
         opt.zero_grad()
         loss.backward()
