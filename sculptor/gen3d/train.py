@@ -297,6 +297,9 @@ def _phase1_of(ck: dict, cfg: TrainConfig, mcfg: ModelConfig, model: StyleModel,
         raise UserError(f"--refit-prior: {path} ran phase 1 with other options "
                         f"({', '.join(f'{k}={old.get(k)}' for k in differ)}); pass the same "
                         "ones or train a new --out")
+    if "model" not in ck:
+        raise UserError(f"--refit-prior: {path} is an inference export (no training "
+                        "state); give the run directory of 'sculptor train'")
     if int(ck["step"]) < cfg.steps:
         raise UserError(f"--refit-prior: {path} has not finished phase 1 (step "
                         f"{ck['step']} of {cfg.steps}); rerun without --refit-prior first")
