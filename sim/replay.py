@@ -34,6 +34,7 @@ NEAR_SHOULDER_MM = 50.0
 FAR = 1.0e9  # where capsules of another pass's tool are parked
 # penetrations shallower than this are grazing contact within the 2 mm field's accuracy
 MATERIAL_CLEARANCE_MM = 2.0
+MATERIAL_MIN_FRACTION = 16  # a coarse cell of the material field holds >= 1/16 material
 
 
 @dataclass
@@ -114,7 +115,12 @@ class MaterialField:
 
         f = max(1, int(round(cell_mm / res)))
         nx, ny, nz = (s // f * f for s in occ.shape)
-        coarse = occ[:nx, :ny, :nz].reshape(nx // f, f, ny // f, f, nz // f, f).any((1, 3, 5))
+        # a cell is material when at least 1/16 of its voxels are: one to three voxels
+        # (0.5 mm in a 2 mm cell) are specks the carving's ray approximation leaves on a cut
+        # face (under the grid's resolution), not wood a body could meet
+        count = occ[:nx, :ny, :nz].reshape(nx // f, f, ny // f, f, nz // f, f).sum(
+            (1, 3, 5), dtype=np.int32)
+        coarse = count >= max(1, (f ** 3) // MATERIAL_MIN_FRACTION)
         pad = int(math.ceil(pad_mm / (res * f)))
         coarse = np.pad(coarse, pad)
         dist = ndimage.distance_transform_edt(~coarse).astype(np.float32) * (res * f)

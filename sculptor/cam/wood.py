@@ -6,15 +6,19 @@ finishing is planned, so every move is checked against the wood that is there wh
 
 - the tool body (:func:`sculptor.profiles.tool_body_sections`: shank, holder; and the
   robot's last link, which lies on the tool axis behind the flange) keeps its radius plus
-  ``BODY_MARGIN_MM`` off every wood voxel centre;
+  ``BODY_MARGIN_MM`` off every wood voxel centre and off the design's skin (the cells
+  its surface crosses);
 - on air moves the cutting shape keeps ``AIR_WOOD_MM`` off them (a rapid cuts nothing).
 
-A voxel centre stands for wood up to half a diagonal (1.7 mm at 2 mm) around it, and the
-simulator flags a body that enters the wood by more than 2 mm, so a body this far from
-every centre is clear. The wood a stroke takes out is under-counted on purpose (only
-centres well inside the path of the edge, no deeper than the layer's chip), so what the
-grid still holds is never less than the wood: a check can refuse a move that was safe,
-never pass one that was not.
+The margin: a wood centre stands for wood up to half a cell diagonal (1.7 mm at 2 mm)
+around it, and the roughing drops a cell once the cutter passed its centre, so slivers
+of a dropped cell lie within about a cell of a kept one; the simulator measures a body's
+distance to the wood between the centres of 2 mm cells (a point and the wood each up to
+1.7 mm from theirs) and flags one closer than its radius less 2 mm. 3.2 mm over the
+radius keeps a body the CAM passes clear in the simulator. The wood a stroke takes out
+is under-counted on purpose (only centres well inside the path of the edge, no deeper
+than the layer's chip): a check can refuse a move that was safe, not pass one that was
+not.
 
 Distances come from a distance transform of the grid, recomputed only now and then: wood
 is only ever removed, so an old transform is a lower bound; points it cannot clear are
@@ -30,7 +34,7 @@ from scipy import ndimage
 
 from sculptor.profiles import GougeTool, tool_body_sections
 
-BODY_MARGIN_MM = 0.5   # body capsule radius + this to the nearest wood voxel centre
+BODY_MARGIN_MM = 3.2   # body capsule radius + this to the nearest wood centre / skin cell
 AIR_WOOD_MM = 2.0      # cutting shape to the nearest wood voxel centre on air moves
 EXACT_BEFORE_REBUILD = 4000  # exact point checks after which the transform is redone
 
@@ -48,6 +52,12 @@ class WoodGrid:
         ijk = np.rint((centers - self.origin) / v).astype(np.int64)
         self.occ = np.zeros(tuple(ijk.max(0) + 1), bool)
         self.occ[tuple(ijk[np.asarray(material, bool)].T)] = True
+        # the design's skin: cells next to the wood (cut or not) that are not wood: their
+        # centres lie in the design (or outside the stock); its surface crosses them, and
+        # the body keeps the same distance from it as from the wood
+        grid = np.zeros(self.occ.shape, bool)
+        grid[tuple(ijk.T)] = True
+        self.skin = ndimage.binary_dilation(grid) & ~grid
         self._edt: np.ndarray | None = None
         self._exact = 0
         self._removed = 0
@@ -73,11 +83,35 @@ class WoodGrid:
             return -math.inf
         return float(((self.origin + ijk * self.voxel_mm) @ f).max()) + self.voxel_mm
 
+    def thickness_along(self, points: np.ndarray, normals: np.ndarray, max_mm: float
+                        ) -> np.ndarray:
+        """(n,) how far out along its outward normal the wood over each surface point goes
+        (mm, to the outermost wood centre met walking out in half-voxel steps while the
+        wood continues, gaps of one voxel allowed; 0: none)."""
+        points = np.asarray(points, float).reshape(-1, 3)
+        normals = np.asarray(normals, float).reshape(-1, 3)
+        v = self.voxel_mm
+        n = np.asarray(self.occ.shape)
+        out = np.zeros(len(points))
+        alive = np.ones(len(points), bool)
+        miss = np.zeros(len(points), int)
+        for t in np.arange(v / 2, max_mm + 1e-9, v / 2):
+            ijk = np.rint((points + normals * t - self.origin) / v).astype(np.int64)
+            inb = np.all((ijk >= 0) & (ijk < n), axis=1)
+            occ = np.zeros(len(points), bool)
+            occ[inb] = self.occ[tuple(ijk[inb].T)]
+            out = np.where(alive & occ, t, out)
+            miss = np.where(occ, 0, miss + 1)
+            alive &= miss <= 2
+            if not alive.any():
+                break
+        return out
+
     # ---------------------------------------------------------------- distances
     def _field(self) -> np.ndarray:
         if self._edt is None:
-            if self.occ.any():
-                self._edt = (ndimage.distance_transform_edt(~self.occ)
+            if self.occ.any() or self.skin.any():
+                self._edt = (ndimage.distance_transform_edt(~(self.occ | self.skin))
                              * self.voxel_mm).astype(np.float32)
             else:
                 self._edt = np.full(self.occ.shape, np.inf, np.float32)
@@ -86,8 +120,8 @@ class WoodGrid:
         return self._edt
 
     def clear(self, pts: np.ndarray, radius) -> np.ndarray:
-        """(n,) bool: no wood voxel centre within ``radius`` (scalar or (n,)) of each
-        point (n, 3)."""
+        """(n,) bool: no wood voxel centre (nor a cell of the design's skin) within
+        ``radius`` (scalar or (n,)) of each point (n, 3)."""
         pts = np.asarray(pts, float).reshape(-1, 3)
         rad = np.broadcast_to(np.asarray(radius, float), (len(pts),))
         if len(pts) == 0:
@@ -115,7 +149,8 @@ class WoodGrid:
                         np.asarray(self.occ.shape))
         if np.any(hi <= lo):
             return True
-        sub = self.occ[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        sl = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+        sub = self.occ[sl] | self.skin[sl]
         nz = np.argwhere(sub)
         if len(nz) == 0:
             return True

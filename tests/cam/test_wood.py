@@ -92,3 +92,22 @@ def test_body_check_keeps_shank_holder_and_last_link_off_the_wood():
     edge = c[:, 0].max()
     assert body.clear(w, np.array([[edge + r + 0.01, 0, -25.0]]), fr).all()
     assert not body.clear(w, np.array([[edge + r - 0.2, 0, -25.0]]), fr).all()
+
+
+def test_the_design_skin_counts_like_wood_for_the_body():
+    # wood all around a 'design' (a 20 mm cube with no wood centres): a body point inside
+    # the cube's middle sees the skin cells (the cube's outer cells) as obstacles
+    c = _slab(40.0)
+    hole = np.all(np.abs(c - [0, 0, 20]) < 10, axis=1)
+    w = WoodGrid(c[~hole], np.ones(int((~hole).sum()), bool), 2.0)
+    assert w.skin.sum() > 0
+    skin = w.origin + np.argwhere(w.skin) * w.voxel_mm
+    assert np.all(np.abs(skin - [0, 0, 20]).max(1) < 10)
+    # the skin is one cell thick: the cube's 10 x 10 x 10 cells less its 8 x 8 x 8 core
+    assert w.skin.sum() == 10 ** 3 - 8 ** 3
+    p = np.array([[1.0, 1.0, 21.0]])
+    assert not w.clear(p, 8.5).all()      # the nearest skin cell centre is 8 mm away
+    assert w.clear(p, 7.5).all()
+    # carving never takes the skin away
+    w.occ[:] = False
+    assert not w.clear(p, 8.5).all()

@@ -95,3 +95,22 @@ def test_whole_simulation_matches_the_voxel_engine(tmp_path, good_job):
         assert abs(a[key] - b[key]) <= RES / 2, key
     assert abs(a["area_within_tol_ratio"] - b["area_within_tol_ratio"]) <= 0.05
     assert rep.go == ref.go
+
+
+def test_material_field_ignores_specks_but_not_sheets():
+    """A cell of the collision field is material when >= 1/16 of its voxels are: a speck
+    the fixed-axis carving can leave on a cut face is not a wall, a 0.5 mm sheet is."""
+    import numpy as np
+
+    from sim.replay import MaterialField
+
+    res = 0.5
+    occ = np.zeros((40, 40, 40), bool)
+    occ[20, 20, 20] = occ[21, 20, 20] = True  # a speck of 2 voxels
+    f = MaterialField.from_occupancy(occ, np.zeros(3), res)
+    p = np.array([[10.25, 10.25, 10.25]])  # at the speck
+    assert f.at(p)[0] > 50.0
+    occ[20:24, 20:24, 21] = True  # a 0.5 mm sheet across the cell
+    f = MaterialField.from_occupancy(occ, np.zeros(3), res)
+    assert f.at(p)[0] == 0.0
+    assert abs(f.at(p + [0, 0, 6.0])[0] - 6.0) <= 2.0
