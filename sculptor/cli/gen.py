@@ -22,13 +22,24 @@ def train_cmd(
     batch: Annotated[int, typer.Option(help="grids per step and process")] = 16,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda")] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
+    prior_dims: Annotated[int, typer.Option(
+        "--prior-dims", help="prior over the top-k principal latent directions "
+        "(0: all latent dimensions, the shipped model)")] = 0,
+    prior_rest: Annotated[float, typer.Option(
+        "--prior-rest", help="with --prior-dims: Gaussian in the other directions when "
+        "sampling (x their spread)")] = 0.0,
+    refit_prior: Annotated[bool, typer.Option(
+        "--refit-prior", help="keep the finished VAE of the run in --out and retrain the "
+        "prior from scratch")] = False,
 ) -> None:
     """Train the style model on an SDF dataset (resumes when RUN has a checkpoint).
     For several GPUs: torchrun --nproc_per_node=K -m sculptor.gen3d.train --data ... --out ..."""
     from sculptor.gen3d.train import TrainConfig, train
 
     path = train(TrainConfig(data=str(data), out=str(out), res=res, steps=steps,
-                             prior_steps=prior_steps, batch=batch, device=device, seed=seed))
+                             prior_steps=prior_steps, batch=batch, device=device, seed=seed,
+                             prior_dims=prior_dims, prior_rest=prior_rest,
+                             refit_prior=refit_prior))
     echo(f"checkpoint: {path}")
 
 

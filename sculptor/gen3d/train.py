@@ -331,6 +331,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
         raise UserError(f"--res {cfg.res}: use 32 or 64")
     if cfg.steps < 1 or cfg.prior_steps < 1:
         raise UserError("--steps and --prior-steps must be at least 1")
+    if cfg.prior_dims < 0 or not cfg.prior_rest >= 0:
+        raise UserError("--prior-dims and --prior-rest must not be negative "
+                        "(--prior-dims 0: a prior over all latent dimensions)")
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads or cpu_thread_count())
     data = Path(cfg.data)
@@ -350,6 +353,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     model = StyleModel(mcfg).to(device)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     step, losses, opt_state = 0, [], (None, None)
+    if cfg.refit_prior and not ckpt_path.is_file():
+        raise UserError(f"--refit-prior: no checkpoint in {cfg.out} to keep the VAE of; "
+                        "train the run first (without --refit-prior)")
     if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
         if ck["data"].get("manifest_sha256") != data_sha:

@@ -32,6 +32,10 @@ def test_train_bad_inputs(tmp_path, syn_data):
     if not torch.cuda.is_available():
         assert "no CUDA" in _fails(["train", "--data", str(syn_data), "--out", str(out),
                                     "--device", "cuda"], out)
+    assert "--prior-dims" in _fails(["train", "--data", str(syn_data), "--out", str(out),
+                                     "--prior-dims", "-3"], out)
+    assert "--refit-prior" in _fails(["train", "--data", str(syn_data), "--out", str(out),
+                                      "--refit-prior"], out)
 
 
 def test_train_refuses_to_resume_on_another_dataset(tmp_path, tiny_run):
