@@ -101,10 +101,13 @@ class AirRoutes:
         return self.body.clear(self.wood, pos, frames)
 
     def check_entry(self, a: np.ndarray, b: np.ndarray, frame: np.ndarray) -> bool:
-        """A plunge or lift-out from a to b at one frame cuts nothing of the design."""
+        """A plunge or lift-out from a to b at one frame cuts nothing of the design (the
+        edge cuts wood on the way, so only the body is kept off the wood: the controller
+        passes poses between the ends)."""
         n = max(2, int(math.ceil(np.linalg.norm(b - a) / 1.0)) + 1)
         pts = np.linspace(a, b, n)[1:-1]
-        ok = self.clear(pts, frame, margin_mm=-GOUGE_TOL_MM, wood=False)
+        ok = self.clear(pts, frame, margin_mm=-GOUGE_TOL_MM, wood=False) and bool(
+            self.body.clear(self.wood, pts, np.broadcast_to(frame, (len(pts), 3, 3))).all())
         if not ok:
             self.stats["entries_refused"] += 1
         return ok

@@ -77,31 +77,6 @@ class StockModel:
         self.material[voxel_index] = False
         return n
 
-    def thickness_along(self, points: np.ndarray, normals: np.ndarray, max_mm: float
-                        ) -> np.ndarray:
-        """Depth of remaining stock over each surface point along its outward normal:
-        the largest offset t <= max_mm (step voxel/2) where a material voxel sits, found
-        walking out from the surface while material continues (gaps of one voxel allowed),
-        less half a voxel (a voxel centre t out means wood from about t - voxel/2).
-        points, normals : (n, 3). Returns (n,) mm."""
-        step = self.voxel_mm / 2
-        ts = np.arange(step, max_mm + 1e-9, step)
-        out = np.zeros(len(points))
-        alive = np.ones(len(points), bool)
-        miss = np.zeros(len(points), int)
-        n = np.asarray(self.shape)
-        for t in ts:
-            q = points + normals * t
-            ijk = np.floor((q - (self.origin - self.voxel_mm / 2)) / self.voxel_mm).astype(int)
-            ok = np.all((ijk >= 0) & (ijk < n), axis=1)
-            flat = np.zeros(len(q), np.int64)
-            flat[ok] = np.ravel_multi_index(ijk[ok].T, self.shape)
-            mat = ok & self.material[flat]
-            out = np.where(alive & mat, max(t - self.voxel_mm / 2, 0.0), out)
-            miss = np.where(mat, 0, miss + 1)
-            alive &= miss <= 2  # one voxel of gap (the design voxel at the surface)
-        return out
-
     def material_near(self, points: np.ndarray, radius_mm: float) -> np.ndarray:
         """(n,) bool: any remaining-material voxel within ``radius_mm`` (+ half a voxel) of
         each point (for the air-cut share)."""

@@ -35,7 +35,7 @@ from scipy import ndimage
 from sculptor.profiles import GougeTool, tool_body_sections
 
 BODY_MARGIN_MM = 3.2   # body capsule radius + this to the nearest wood centre / skin cell
-AIR_WOOD_MM = 2.0      # cutting shape to the nearest wood voxel centre on air moves
+AIR_WOOD_MM = 3.5      # cutting shape to the nearest wood centre on air moves (wood >= 1.8 mm off)
 EXACT_BEFORE_REBUILD = 4000  # exact point checks after which the transform is redone
 
 
