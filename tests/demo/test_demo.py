@@ -107,6 +107,13 @@ def test_sim_stage_report_matches_summary(demo):
     rep = json.loads((out / "job" / "sim" / "report.json").read_text())
     assert rep["go"] == st["data"]["go"]
     assert rep.get("cycle_time_s") == pytest.approx(st["data"]["cycle_time_s"])
+    # the quick job is safe to run in the simulator's eyes: no tool body, arm link or
+    # rapid in the wood, no gouge (GO since session 4: the gouge finishing follows the
+    # wood left; before, the shank met wood at hundreds of targets)
+    assert rep["robot"]["collisions"] == {}, rep["robot"]["collisions"]
+    assert rep["material"]["rapid_moves_through_material"] == 0
+    assert rep["material"]["max_gouge_mm"] <= rep["material"]["gouge_limit_mm"]
+    assert rep["go"], rep["reasons"]
     for name in ("carved.stl", "report.md", "preview.html", "deviation.png", "front.png"):
         assert (out / "job" / "sim" / name).is_file(), name
     html = (out / "job" / "sim" / "preview.html").read_text()
