@@ -291,8 +291,10 @@ def refine_stroke(query, tool: GougeTool, s: Stroke, cut_local, body_local,
 def finish_passes(query, stock_model, bands, tool: GougeTool, strokes: list[Stroke],
                   progress=None, max_layers: int = MAX_LAYERS, reach=None,
                   across=None) -> tuple[list[Pass], dict]:
-    """Check every stroke, add outer layers where the stock is deeper than the chip depth,
-    and emit one pass per band. Returns (passes, report).
+    """Check every stroke, add outer layers where the wood left is deeper than the chip
+    depth, and emit one pass per band, following the wood as strokes cut it
+    (:class:`WoodGrid` from ``stock_model``, the state after roughing). Returns
+    (passes, report).
 
     reach : a ReachCheck (sculptor.cam.reach) or None: stroke points the arm cannot reach
     at the band's turntable angle are left out of their stroke; ``across(k, points)``
