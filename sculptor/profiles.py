@@ -209,6 +209,12 @@ class BodySection:
     radius_mm: float
 
 
+def capsule_step_mm(radius_mm: float) -> float:
+    """Spacing of the samples along a capsule's axis for collision checks: at most its
+    radius, 2..10 mm (the simulator's and the CAM's checks sample alike)."""
+    return max(2.0, min(10.0, float(radius_mm)))
+
+
 def tool_body_sections(tool: RotaryTool | GougeTool) -> list[BodySection]:
     """The body of ``tool`` that must not meet wood or the design: the shank above the
     flutes (or above the gouge's free blade, ``GOUGE_FREE_BLADE_MM``), the holder, and,

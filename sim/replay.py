@@ -20,7 +20,7 @@ import numpy as np
 from sculptor.artifacts.program import RobotProgram
 from sculptor.artifacts.toolpath import MoveKind
 from sculptor.profiles import CellProfile, GougeTool, RobotProfile, \
-    RotaryTool, tool_body_sections
+    RotaryTool, capsule_step_mm, tool_body_sections
 from sculptor.robot.solver import LINK_RADII_MM  # link i joins frame i-1 and frame i
 
 # per-target status (preview colours)
@@ -90,7 +90,7 @@ def world_from_workpiece(cell: CellProfile, turntable_rad: np.ndarray) -> np.nda
 
 def _sample(c: Capsule) -> np.ndarray:
     """(n, k, 3) points along a capsule's axis, spaced at most its radius (2..10 mm)."""
-    step_mm = max(2.0, min(10.0, c.radius))
+    step_mm = capsule_step_mm(c.radius)
     length = float(np.max(np.linalg.norm(c.b - c.a, axis=1))) if len(c.a) else 0.0
     k = max(2, int(math.ceil(length / step_mm)) + 1)
     t = np.linspace(0, 1, k)

@@ -115,15 +115,15 @@ class AirRoutes:
     def _legs_clear(self, way: list[np.ndarray], fa, fb) -> bool:
         """The polyline ``way`` is clear, the tool turning from frame fa to fb along its
         first leg (the controller interpolates the orientation) and holding fb after."""
-        from scipy.spatial.transform import Rotation, Slerp
+        from sculptor.robot.solver import turn_rotations
 
         pts, frames = [], []
-        turn = Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([fa, fb])))
         for i, (p, q) in enumerate(zip(way[:-1], way[1:])):
             n = max(2, int(math.ceil(np.linalg.norm(q - p) / STEP_MM)) + 1)
             t = np.linspace(0.0, 1.0, n)[1:] if i else np.linspace(0.0, 1.0, n)
             pts.append(p + t[:, None] * (q - p))
-            frames.append(turn(t).as_matrix() if i == 0 else np.broadcast_to(fb, (len(t), 3, 3)))
+            frames.append(turn_rotations(fa, fb, t) if i == 0
+                          else np.broadcast_to(fb, (len(t), 3, 3)))
         return self.clear(np.concatenate(pts), np.concatenate(frames))
 
     def reaches(self, pts: np.ndarray, frame, theta) -> bool:

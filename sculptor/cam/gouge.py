@@ -241,16 +241,14 @@ def _between_penetration(query, pos, frames, cut_local, ts=tuple(np.arange(1, 8)
     (positions interpolated linearly, the frame turning from one pose's to the next's as
     the controller interpolates it), at eighths of the way: quarters missed 0.17 mm next
     to the end of a stroke on a tight curve."""
-    from scipy.spatial.transform import Rotation
+    from sculptor.robot.solver import turn_rotations
 
     a, b = pos[:-1], pos[1:]
     worst = np.full(len(a), -np.inf)
     if len(a) == 0:
         return worst
-    r0 = Rotation.from_matrix(frames[:-1])
-    rv = (r0.inv() * Rotation.from_matrix(frames[1:])).as_rotvec()
     for t in ts:
-        turned = (r0 * Rotation.from_rotvec(t * rv)).as_matrix()
+        turned = turn_rotations(frames[:-1], frames[1:], t)
         worst = np.maximum(worst, penetration(query, a + t * (b - a), turned, cut_local, 1.0))
     return worst
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from sculptor.profiles import GougeTool, tool_body_sections
+from sculptor.profiles import GougeTool, capsule_step_mm, tool_body_sections
 
 BODY_MARGIN_MM = 3.2   # body capsule radius + this to the nearest wood centre / skin cell
 AIR_WOOD_MM = 3.5      # cutting shape to the nearest wood centre on air moves (wood >= 1.8 mm off)
@@ -230,7 +230,7 @@ class BodyCheck:
             secs.append((tcp_z, tcp_z + robot.opw.c4_mm, LINK_RADII_MM[5]))
         t, r = [], []
         for near, far, rad in secs:
-            k = max(1, int(math.ceil((far - near) / max(2.0, min(rad, 10.0)))))
+            k = max(1, int(math.ceil((far - near) / capsule_step_mm(rad))))
             t.append(np.linspace(near, far, k + 1))
             r.append(np.full(k + 1, rad))
         self.t = np.concatenate(t)        # distance back from the TCP along the axis

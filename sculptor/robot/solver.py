@@ -552,14 +552,21 @@ def _choose_branches(cost: np.ndarray, switch_cost: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- densify
+def turn_rotations(ra: np.ndarray, rb: np.ndarray, t) -> np.ndarray:
+    """The tool turning from rotation ra to rb as the controller interpolates it (slerp,
+    the shortest way) at fractions t: ra, rb (m, 3, 3) or (3, 3), t scalar or (m,) (or
+    (k,) with one pair). Returns (..., 3, 3)."""
+    r0 = Rotation.from_matrix(ra)
+    rel = (r0.inv() * Rotation.from_matrix(rb)).as_rotvec()
+    t = np.asarray(t, float)
+    return (r0 * Rotation.from_rotvec(rel * (t[..., None] if t.ndim else t))).as_matrix()
+
+
 def _interp_frames(wa: np.ndarray, wb: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Cartesian interpolation of workpiece_from_tcp: lerp position, slerp rotation."""
     out = np.zeros((len(t), 4, 4))
     out[:, :3, 3] = wa[:, :3, 3] + t[:, None] * (wb[:, :3, 3] - wa[:, :3, 3])
-    ra = Rotation.from_matrix(wa[:, :3, :3])
-    rb = Rotation.from_matrix(wb[:, :3, :3])
-    rel = (ra.inv() * rb).as_rotvec()
-    out[:, :3, :3] = (ra * Rotation.from_rotvec(rel * t[:, None])).as_matrix()
+    out[:, :3, :3] = turn_rotations(wa[:, :3, :3], wb[:, :3, :3], t)
     out[:, 3, 3] = 1
     return out
 
