@@ -29,7 +29,7 @@ FORMAT = "sculptor-gen3d"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 # kept in float32 by the inference export (tiny; the latent maps need the precision)
-FLOAT32_BUFFERS = ("alphas_bar", "z_mean", "z_std", "pc_dirs", "pc_sd")
+FLOAT32_BUFFERS = ("alphas_bar", "z_mean", "z_std", "pc_dirs", "pc_sd", "blend_means")
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

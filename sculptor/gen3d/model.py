@@ -35,6 +35,15 @@ class ModelConfig:
     # of prior_rest times their own spread when sampling (docs/gen3d.md, "Prior space").
     prior_dims: int = 0
     prior_rest: float = 0.0
+    # The prior itself. "ddpm": the latent DDPM. "blend": no network; a sample is a
+    # convex blend (1 - w) z_i + w z_j of a stored training latent mean z_i and one of its
+    # blend_k nearest neighbours z_j (standardised latents), w ~ U(blend_lo, blend_hi);
+    # the blend_pieces means and their neighbour table are buffers of the model.
+    prior_kind: str = "ddpm"
+    blend_pieces: int = 0
+    blend_k: int = 8
+    blend_lo: float = 0.2
+    blend_hi: float = 0.8
 
     @property
     def prior_width(self) -> int:
@@ -180,7 +189,12 @@ class StyleModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vae = VAE(cfg)
-        self.prior = Denoiser(cfg)
+        self.prior = Denoiser(cfg) if cfg.prior_kind == "ddpm" else None
+        if cfg.prior_kind == "blend":
+            n = cfg.blend_pieces
+            self.register_buffer("blend_means", torch.zeros(n, cfg.latent))  # (n, L)
+            self.register_buffer("blend_nbrs", torch.zeros(  # (n, k) neighbour indices
+                n, max(1, min(cfg.blend_k, n - 1)), dtype=torch.long))
         self.register_buffer("z_mean", torch.zeros(cfg.latent))
         self.register_buffer("z_std", torch.ones(cfg.latent))
         self.register_buffer("alphas_bar", cosine_alphas_bar(cfg.timesteps))
@@ -195,6 +209,13 @@ class StyleModel(nn.Module):
         z_mean, z_std = mus.mean(0), mus.std(0).clamp_min(1e-3)
         self.z_mean.copy_(z_mean)
         self.z_std.copy_(z_std)
+        if self.cfg.prior_kind == "blend":
+            if len(mus) != self.cfg.blend_pieces:
+                raise ValueError(f"blend prior built for {self.cfg.blend_pieces} latents, "
+                                 f"got {len(mus)}")
+            self.blend_means.copy_(mus)
+            self.blend_nbrs.copy_(nearest_neighbours((mus - z_mean) / z_std,
+                                                     self.cfg.blend_k))
         if self.cfg.prior_dims:
             u = ((mus - z_mean) / z_std).double()
             _, s, vt = torch.linalg.svd(u, full_matrices=True)
@@ -222,6 +243,13 @@ class StyleModel(nn.Module):
             if rest is not None and self.cfg.prior_rest > 0 and k < self.cfg.latent:
                 u = u + self.cfg.prior_rest * (rest * self.pc_sd[k:]) @ self.pc_dirs[k:]
         return u * self.z_std + self.z_mean
+
+
+    @torch.no_grad()
+    def sample_blend(self, noise: torch.Tensor) -> torch.Tensor:
+        """The blend prior: (B, >= 3) standard normal noise -> (B, L) VAE latents."""
+        return blend_from_noise(self.blend_means, self.blend_nbrs, noise,
+                                self.cfg.blend_lo, self.cfg.blend_hi)
 
 
 def cosine_alphas_bar(T: int, s: float = 0.008) -> torch.Tensor:
@@ -271,3 +299,37 @@ def ddim_sample(prior: nn.Module, noise: torch.Tensor, alphas_bar: torch.Tensor,
         eps = (z - ab.sqrt() * z0) / (1 - ab).sqrt()
         z = ab_prev.sqrt() * z0 + (1 - ab_prev).sqrt() * eps
     return z
+
+
+# --------------------------------------------------------------------------- latent blends
+def nearest_neighbours(z: torch.Tensor, k: int) -> torch.Tensor:
+    """(n, k) long: for each row of ``z`` (n, L) the indices of its ``k`` nearest other
+    rows by Euclidean distance (nearest first; k is capped at n - 1)."""
+    n = z.shape[0]
+    k = max(1, min(k, n - 1))
+    d = torch.cdist(z.double(), z.double())
+    d.fill_diagonal_(float("inf"))
+    return d.topk(k, dim=1, largest=False).indices
+
+
+def blend_pairs(means: torch.Tensor, nbrs: torch.Tensor, i: torch.Tensor, pick: torch.Tensor,
+                w: torch.Tensor) -> torch.Tensor:
+    """(B, L) convex blends ``(1 - w) means[i] + w means[j]`` of row ``i`` and its
+    neighbour ``j = nbrs[i, pick]``; i, pick (B,) long, w (B,) in [0, 1]."""
+    j = nbrs[i, pick]
+    w = w.to(means.dtype)[:, None]
+    return (1 - w) * means[i] + w * means[j]
+
+
+def blend_from_noise(means: torch.Tensor, nbrs: torch.Tensor, noise: torch.Tensor,
+                     lo: float, hi: float) -> torch.Tensor:
+    """The latent blend prior: (B, >= 3) standard normal noise -> (B, L) latents. The
+    first three numbers, mapped to uniforms, pick a training latent, one of its
+    neighbours and the blend weight w in [lo, hi]; so one noise vector is one sample and
+    the same noise seed gives the same design."""
+    u = (0.5 * (1 + torch.erf(noise[:, :3].double() / math.sqrt(2)))).clamp(0, 1 - 1e-9)
+    n, k = nbrs.shape
+    i = (u[:, 0] * n).long()
+    pick = (u[:, 1] * k).long()
+    w = lo + (hi - lo) * u[:, 2]
+    return blend_pairs(means, nbrs, i, pick, w).to(means.dtype)

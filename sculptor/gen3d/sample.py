@@ -67,8 +67,11 @@ class Sampler:
     def latents_from_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """(B, L) noise -> (B, L) VAE latents. The DDPM starts from the first
         ``prior_width`` numbers; the rest feed the other principal directions (used only
-        when the model's ``prior_rest`` > 0)."""
+        when the model's ``prior_rest`` > 0). The blend prior uses the first three
+        (``StyleModel.sample_blend``)."""
         m = self.model
+        if m.cfg.prior_kind == "blend":
+            return m.sample_blend(noise)
         k = m.cfg.prior_width
         with cpu_threads(1):  # 50 tiny MLP calls: threads only spin on a busy machine
             c = ddim_sample(m.prior, noise[:, :k], m.alphas_bar, DDIM_STEPS)

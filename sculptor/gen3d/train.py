@@ -33,8 +33,8 @@ from sculptor.errors import UserError
 from sculptor.gen3d.augment import augment
 from sculptor.gen3d.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from sculptor.gen3d.device import DistContext, init_distributed, shutdown_distributed
-from sculptor.gen3d.model import (ModelConfig, StyleModel, cpu_threads, diffusion_loss,
-                                  vae_loss)
+from sculptor.gen3d.model import (ModelConfig, StyleModel, blend_pairs, cpu_threads,
+                                  diffusion_loss, nearest_neighbours, vae_loss)
 
 TRAIN_POINTS = 512  # surface points per training piece kept for nearest-piece lookups
 # The prior learns the distribution of the training pieces' latent means as they are:
@@ -49,6 +49,8 @@ PRIOR_SIGMA = 0.0
 # samples closer to the training pieces than unseen pieces are (significant copying),
 # and no k (also 64) scored a better 1-NNA (docs/gen3d.md, "Prior space").
 PRIOR_DIMS = 0
+PRIOR_KIND = "ddpm"
+PRIOR_KINDS = ("ddpm", "blend")
 # what must match for --refit-prior to reuse a run's phase 1 (the VAE)
 PHASE1_OPTIONS = ("res", "steps", "batch", "lr", "kl_weight", "ema", "max_turn_deg",
                   "max_scale", "seed", "width", "max_width", "latent")
@@ -77,6 +79,14 @@ class TrainConfig:
     prior_sigma: float = PRIOR_SIGMA
     prior_dims: int = PRIOR_DIMS  # 0: all latent dimensions (the former prior)
     prior_rest: float = 0.0  # sampling: Gaussian in the other directions (x their spread)
+    # latent mixup: this share of each prior batch is replaced by convex blends
+    # (1 - w) z_i + w z_j of a training latent and one of its blend_k nearest neighbours
+    # (standardised latents), w ~ U(blend_lo, blend_hi)
+    prior_mixup: float = 0.0
+    prior_kind: str = PRIOR_KIND  # "ddpm" or "blend" (ModelConfig.prior_kind)
+    blend_k: int = 8
+    blend_lo: float = 0.2
+    blend_hi: float = 0.8
     refit_prior: bool = False  # keep the run's finished phase 1, redo phase 2 from scratch
     device: str = "auto"
     seed: int = 0
@@ -89,10 +99,16 @@ class TrainConfig:
     progress: bool = True
     model: dict = field(default_factory=dict)  # filled from the above
 
-    def model_config(self) -> ModelConfig:
+    def model_config(self, pieces: int = 0) -> ModelConfig:
+        """The networks' config; ``pieces``: training pieces (the blend prior stores
+        ``pieces * aug_copies`` latent means)."""
+        blend = self.prior_kind == "blend"
         return ModelConfig(res=self.res, width=self.width, max_width=self.max_width,
                            latent=self.latent, prior_dims=min(self.prior_dims, self.latent),
-                           prior_rest=self.prior_rest)
+                           prior_rest=self.prior_rest, prior_kind=self.prior_kind,
+                           blend_pieces=pieces * self.aug_copies if blend else 0,
+                           blend_k=self.blend_k, blend_lo=self.blend_lo,
+                           blend_hi=self.blend_hi)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -115,6 +131,11 @@ def _lr_at(step: int, total: int, base: float, warmup: int = 100) -> float:
         return base * (step + 1) / warmup
     p = (step - warmup) / max(1, total - warmup)
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def _f32(v: torch.Tensor) -> torch.Tensor:
+    """EMA copies are float32; integer buffers (the blend prior's neighbours) stay."""
+    return v.float() if v.is_floating_point() else v
 
 
 @torch.no_grad()
@@ -252,17 +273,36 @@ def replica_divergence(module: torch.nn.Module, ctx: DistContext) -> float:
     return float(d)
 
 
+def mixup(z: torch.Tensor, mus: torch.Tensor, nbrs: torch.Tensor, idx: torch.Tensor,
+          gen: torch.Generator, frac: float, lo: float, hi: float) -> torch.Tensor:
+    """Latent mixup of a prior batch: each row of ``z`` (B, L), drawn from ``mus[idx]``,
+    is replaced with probability ``frac`` by a blend ``(1 - w) mus[i] + w mus[j]`` of its
+    piece i = idx and one of i's neighbours j (``nbrs`` (n, k)), w ~ U(lo, hi); the
+    draws come from ``gen`` (CPU)."""
+    B = len(idx)
+    mix = (torch.rand(B, generator=gen) < frac).to(z.device)
+    pick = torch.randint(0, nbrs.shape[1], (B,), generator=gen)
+    w = lo + (hi - lo) * torch.rand(B, generator=gen)
+    dev = mus.device
+    blends = blend_pairs(mus, nbrs, idx.to(dev), pick.to(dev), w.to(dev))
+    return torch.where(mix[:, None], blends.to(z.dtype), z)
+
+
 def _prior_phase(cfg: TrainConfig, ctx: DistContext, device: torch.device, model: StyleModel,
                  prior: torch.nn.Module, opt: torch.optim.Optimizer, ema: dict, mus: torch.Tensor,
                  sds: torch.Tensor, ab: torch.Tensor, step: int, total: int, losses: list,
                  bar: "_Progress", save) -> int:
     """Phase 2 steps from ``step`` to ``total``; returns the step reached."""
     mcfg = model.cfg
+    nbrs = nearest_neighbours((mus - model.z_mean) / model.z_std, cfg.blend_k)
     while step < total:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 7 + ctx.rank)
         idx = torch.randint(0, len(mus), (cfg.prior_batch,), generator=gen)
         eps = torch.randn(cfg.prior_batch, mcfg.latent, generator=gen).to(device)
-        z0 = model.to_prior(mus[idx] + cfg.prior_sigma * sds[idx] * eps)
+        z = mus[idx] + cfg.prior_sigma * sds[idx] * eps
+        if cfg.prior_mixup > 0:  # (drawn after the above: mixup 0 is the former run)
+            z = mixup(z, mus, nbrs, idx, gen, cfg.prior_mixup, cfg.blend_lo, cfg.blend_hi)
+        z0 = model.to_prior(z)
         ps = step - cfg.steps
         for gr in opt.param_groups:
             gr["lr"] = _lr_at(ps, cfg.prior_steps, cfg.prior_lr)
@@ -289,7 +329,8 @@ def _phase1_of(ck: dict, cfg: TrainConfig, mcfg: ModelConfig, model: StyleModel,
     checkpoint ``ck`` into ``model`` / ``ema``, whose prior stays freshly initialised
     from the seed, as in a run from scratch; returns (step, phase-1 losses). Phase 2
     never touches the VAE, so this is the state a run from scratch reaches after phase 1.
-    Refused unless phase 1 was run with the same options and is finished."""
+    Refused unless phase 1 was run with the same options and is finished. From an
+    inference export (no raw weights) both are its EMA weights."""
     path = ck["path"]
     old = ck.get("train", {})
     differ = [k for k in PHASE1_OPTIONS if old.get(k) != getattr(cfg, k)]
@@ -297,13 +338,15 @@ def _phase1_of(ck: dict, cfg: TrainConfig, mcfg: ModelConfig, model: StyleModel,
         raise UserError(f"--refit-prior: {path} ran phase 1 with other options "
                         f"({', '.join(f'{k}={old.get(k)}' for k in differ)}); pass the same "
                         "ones or train a new --out")
-    if "model" not in ck:
-        raise UserError(f"--refit-prior: {path} is an inference export (no training "
-                        "state); give the run directory of 'sculptor train'")
     if int(ck["step"]) < cfg.steps:
         raise UserError(f"--refit-prior: {path} has not finished phase 1 (step "
                         f"{ck['step']} of {cfg.steps}); rerun without --refit-prior first")
-    vae = {k[len("vae."):]: v for k, v in ck["model"].items() if k.startswith("vae.")}
+    # an inference export (the shipped model) keeps only the EMA weights, as float16: they
+    # are its VAE (sampling never used the raw weights); phase 2 then encodes the pieces
+    # with those weights, so the refit is not bit-equal to one of the full run
+    weights = ck["model"] if "model" in ck else ck["ema"]
+    vae = {k[len("vae."):]: v.float() if v.is_floating_point() else v
+           for k, v in weights.items() if k.startswith("vae.")}
     try:
         model.vae.load_state_dict(vae)
     except RuntimeError as e:
@@ -334,6 +377,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     if cfg.prior_dims < 0 or not cfg.prior_rest >= 0:
         raise UserError("--prior-dims and --prior-rest must not be negative "
                         "(--prior-dims 0: a prior over all latent dimensions)")
+    if cfg.prior_kind not in PRIOR_KINDS:
+        raise UserError(f"--prior-kind {cfg.prior_kind!r}: use {' or '.join(PRIOR_KINDS)}")
+    if cfg.prior_kind == "blend" and cfg.prior_dims:
+        raise UserError("--prior-kind blend blends the latents themselves; leave "
+                        "--prior-dims at 0")
+    if not (0 <= cfg.prior_mixup <= 1) or cfg.blend_k < 1 or not (
+            0 <= cfg.blend_lo <= cfg.blend_hi <= 1):
+        raise UserError("--prior-mixup must be in [0, 1], --blend-k at least 1 and "
+                        "0 <= --blend-lo <= --blend-hi <= 1")
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads or cpu_thread_count())
     data = Path(cfg.data)
@@ -343,7 +395,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
                         f"pass --res {manifest.res}")
     if len(entries) < 2:
         raise UserError(f"dataset {data} has {len(entries)} training piece(s); need >= 2")
-    mcfg = cfg.model_config()
+    mcfg = cfg.model_config(len(entries))
     cfg.model = mcfg.to_dict()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
@@ -351,7 +403,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
 
     torch.manual_seed(cfg.seed)
     model = StyleModel(mcfg).to(device)
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    ema = {k: _f32(v.detach().clone()) for k, v in model.state_dict().items()}
     step, losses, opt_state = 0, [], (None, None)
     if cfg.refit_prior and not ckpt_path.is_file():
         raise UserError(f"--refit-prior: no checkpoint in {cfg.out} to keep the VAE of; "
@@ -371,7 +423,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
                             "(or --refit-prior to keep its VAE and retrain the prior)")
         else:
             model.load_state_dict(ck["model"])
-            ema = {k: v.float() for k, v in ck["ema"].items()}
+            ema = {k: _f32(v) for k, v in ck["ema"].items()}
             step = int(ck["step"])
             losses = ck["losses"].tolist()
             opt_state = (ck.get("optimizer_phase"), ck.get("optimizer"))
@@ -387,7 +439,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     X = torch.from_numpy(grids_np).unsqueeze(1).to(device)
     n = len(X)
 
-    def save(complete: bool, opt: torch.optim.Optimizer, phase: int,
+    def save(complete: bool, opt: torch.optim.Optimizer | None, phase: int,
              extra: dict | None = None) -> None:
         if not ctx.main:
             return
@@ -396,7 +448,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
             "complete": complete,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "ema": {k: v.detach().cpu() for k, v in ema.items()},
-            "optimizer": opt.state_dict(), "optimizer_phase": phase,
+            "optimizer": opt.state_dict() if opt is not None else {},
+            "optimizer_phase": phase,
             "losses": torch.tensor(losses, dtype=torch.float64).reshape(-1, 3),
             "data": {"manifest_sha256": data_sha, "path": str(data), "res": manifest.res,
                      "source": manifest.source, "train_ids": [e.id for e in entries],
@@ -449,19 +502,23 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> Path:
     mus, sds = mus.to(device), sds.to(device)
     model.fit_prior_space(mus)
     with torch.no_grad():
-        for k in ("z_mean", "z_std", "pc_dirs", "pc_sd"):
+        for k in ("z_mean", "z_std", "pc_dirs", "pc_sd", "blend_means", "blend_nbrs"):
             if k in ema:
                 ema[k].copy_(getattr(model, k))
-    prior = DDP(model.prior) if ctx.active else model.prior
-    opt = torch.optim.AdamW(model.prior.parameters(), lr=cfg.prior_lr, weight_decay=0.0)
-    if opt_state[0] == 2 and cfg.steps <= step < total:
-        opt.load_state_dict(opt_state[1])
-    ab = model.alphas_bar.to(device)
-    model.prior.train()
-    threads = cpu_threads(1) if device.type == "cpu" else contextlib.nullcontext()
-    with threads:
-        step = _prior_phase(cfg, ctx, device, model, prior, opt, ema, mus, sds, ab, step,
-                            total, losses, bar, save)
+    if model.prior is None:  # the blend prior: fitted above, nothing to train
+        step = total
+        opt = None
+    else:
+        prior = DDP(model.prior) if ctx.active else model.prior
+        opt = torch.optim.AdamW(model.prior.parameters(), lr=cfg.prior_lr, weight_decay=0.0)
+        if opt_state[0] == 2 and cfg.steps <= step < total:
+            opt.load_state_dict(opt_state[1])
+        ab = model.alphas_bar.to(device)
+        model.prior.train()
+        threads = cpu_threads(1) if device.type == "cpu" else contextlib.nullcontext()
+        with threads:
+            step = _prior_phase(cfg, ctx, device, model, prior, opt, ema, mus, sds, ab, step,
+                                total, losses, bar, save)
     bar.close()
     # ---------------------------------------------------------------- final
     extra = {"world_size": ctx.world, "replica_max_abs_diff": replica_divergence(model, ctx)}
@@ -487,13 +544,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     for name in ("res", "steps", "prior_steps", "batch", "prior_batch", "aug_copies", "seed",
-                 "width", "max_width", "latent", "prior_dims", "save_every", "log_every",
-                 "threads"):
+                 "width", "max_width", "latent", "prior_dims", "blend_k", "save_every",
+                 "log_every", "threads"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "prior_lr", "kl_weight", "ema", "max_turn_deg", "max_scale",
-                 "prior_turn_deg", "prior_scale", "prior_sigma", "prior_rest"):
+                 "prior_turn_deg", "prior_scale", "prior_sigma", "prior_rest", "prior_mixup",
+                 "blend_lo", "blend_hi"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--device", default="auto")
+    p.add_argument("--prior-kind", default=d.prior_kind,
+                   help="ddpm (latent diffusion) or blend (neighbour blends of the "
+                        "training latents)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--refit-prior", action="store_true",
                    help="keep the finished phase 1 (VAE) of the run in --out and retrain "
