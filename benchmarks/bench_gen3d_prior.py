@@ -12,6 +12,8 @@ Every candidate keeps the checkpoint's VAE and only changes how latents are draw
                               pulled towards it to that distance
     blend:k=8,lo=0.2,hi=0.8   latent blend prior: a training latent mean, one of its k
                               nearest neighbours, w ~ U(lo, hi)  (model.blend_from_noise)
+    kde:h=0.5                 a training latent mean plus a Gaussian of h x the latents'
+                              per-dimension spread (kernel density estimate)
     mixup:frac=0.5,k=8,lo=0.2,hi=0.8,steps=2000
                               a DDPM retrained from scratch (the trainer's phase-2 loop,
                               train._prior_phase) on the stored training latent means, a
@@ -124,6 +126,18 @@ def latent_sampler(spec: str, checkpoint: str, data: str):
         nbrs = nearest_neighbours((mus - m.z_mean) / m.z_std, int(o.get("k", 8)))
         return (lambda nz: blend_from_noise(mus, nbrs, nz, o.get("lo", 0.2),
                                             o.get("hi", 0.8))), s
+    if kind == "kde":
+        h = o.get("h", 0.5)
+
+        def kde(nz: torch.Tensor) -> torch.Tensor:
+            # a random training latent (from the first noise number) plus a Gaussian of h
+            # x the latents' spread (its own generator, seeded from the same noise row)
+            u = 0.5 * (1 + torch.erf(nz[:, 0].double() / 2 ** 0.5))
+            i = (u * len(mus)).long().clamp(max=len(mus) - 1)
+            g = [torch.Generator().manual_seed(int(abs(float(r[1])) * 1e6) + 1) for r in nz]
+            e = torch.stack([torch.randn(mus.shape[1], generator=gg) for gg in g])
+            return mus[i] + h * m.z_std * e
+        return kde, s
     if kind == "mixup":
         with cpu_threads(1):
             rm = retrained_prior(s.ck, o, data)
